@@ -1,0 +1,140 @@
+"""The ``panfw`` command line: thin click commands over functions tests can call directly.
+
+Exit codes: 0 success, 2 a user error (message on stderr, no traceback), 1 an internal error.
+Plugins add commands through the ``register_commands(cli)`` hook.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+import warnings
+
+import click
+
+import panfw
+from panfw.errors import PluginError, UserError
+from panfw.registry import KINDS
+
+
+def _user_error(exc: Exception) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(2)
+
+
+class PanfwGroup(click.Group):
+    """A click group that turns UserError into exit code 2 and other exceptions into exit code 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (UserError, PluginError) as exc:
+            _user_error(exc)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception:  # noqa: BLE001
+            click.echo("internal error (please report it):\n" + traceback.format_exc(), err=True)
+            sys.exit(1)
+
+
+@click.group(cls=PanfwGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(panfw.__version__, prog_name="panfw")
+def cli() -> None:
+    """panfw: train, evaluate, export and apply pan-sharpening models."""
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins_cmd(as_json: bool) -> None:
+    """List installed plugins: package, version, what each registered, and failures."""
+    from panfw.plugins import get_system
+
+    system = get_system()
+    rows = sorted(system.info.values(), key=lambda i: i.name)
+    if as_json:
+        import json
+
+        click.echo(json.dumps([{"name": i.name, "module": i.module, "package": i.package,
+                                "version": i.version, "hooks": i.hooks, "registered": i.registered,
+                                "error": i.error} for i in rows], indent=2))
+        return
+    for info in rows:
+        pkg = f"{info.package} {info.version}".strip() or "(not from a package)"
+        status = "FAILED" if info.error else "ok"
+        click.echo(f"{info.name}  [{status}]  {pkg}  module {info.module}")
+        for kind, names in sorted(info.registered.items()):
+            click.echo(f"    {kind}: {', '.join(names)}")
+        if info.error:
+            click.echo(f"    error: {info.error}")
+
+
+@cli.command("list")
+@click.argument("kind", required=False, type=click.Choice(KINDS))
+def list_cmd(kind: str | None) -> None:
+    """List registered models, fusions, refines, losses, datasets or metrics."""
+    for k in [kind] if kind else KINDS:
+        reg = panfw.registry(k)
+        click.echo(f"{k}:")
+        for entry in reg:
+            click.echo(f"  {entry.name:<24} {entry.summary}  [{entry.plugin}]")
+
+
+@cli.command("show")
+@click.argument("kind")
+@click.argument("name")
+@click.option("--bands", default=4, show_default=True, help="Band count used to build a model.")
+@click.option("--size", default=128, show_default=True, help="PAN size for the FLOP count.")
+def show_cmd(kind: str, name: str, bands: int, size: int) -> None:
+    """Show one registered thing: summary, options, and for models parameters and FLOPs."""
+    from panfw.describe import describe
+
+    click.echo(describe(kind, name, bands=bands, size=size))
+
+
+@cli.command("validate")
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("-s", "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key.")
+def validate_cmd(recipe: str, overrides: tuple[str, ...]) -> None:
+    """Validate a recipe and print it resolved (extends and overrides applied)."""
+    from panfw.recipe import load_recipe
+
+    r = load_recipe(recipe, list(overrides))
+    click.echo(r.to_toml().rstrip())
+    if r.sweep:
+        click.echo(f"# sweep: {len(r.sweep)} variants: {', '.join(v.name for v in r.sweep)}")
+
+
+@cli.command("run")
+@click.argument("recipe", type=click.Path(dir_okay=False), required=False)
+@click.option("-s", "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key.")
+@click.option("--resume", type=click.Path(file_okay=False), help="Continue a run directory.")
+def run_cmd(recipe: str | None, overrides: tuple[str, ...], resume: str | None) -> None:
+    """Train and evaluate a recipe (a sweep runs every variant and ends with a comparison table)."""
+    from panfw.engine import run
+
+    if not recipe and not resume:
+        raise UserError("panfw run: give a RECIPE file or --resume RUN_DIR")
+    run(recipe, list(overrides), resume=resume)
+
+
+def build_cli() -> click.Group:
+    """The command line with every plugin's commands added."""
+    from panfw.plugins import get_system
+
+    if not getattr(cli, "_plugins_added", False):
+        cli._plugins_added = True
+        get_system().add_commands(cli)
+    return cli
+
+
+def main() -> None:
+    """Console entry point."""
+    warnings.simplefilter("default")
+    try:
+        group = build_cli()
+    except (UserError, PluginError) as exc:
+        _user_error(exc)
+    group(prog_name="panfw")

@@ -1,0 +1,1 @@
+"""panfw bundled plugin: datasets."""
