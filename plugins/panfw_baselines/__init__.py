@@ -1,1 +1,0 @@
-"""panfw bundled plugin: baselines."""
