@@ -1,0 +1,275 @@
+"""Shared base class and statistics helpers of the classical (parameter-free) pan-sharpening methods.
+
+Everything here works on batches: images are (B, C, H, W) tensors and every statistic is taken per
+image over the pixels (H, W), keeping dims, so a result is (B, C, 1, 1) and broadcasts back.
+Conventions follow Vivone's toolbox (see ``docs/models.md``, "Classical methods"): sample variance
+and covariance (N - 1), MATLAB ``prctile`` (Hazen positions), least squares as MATLAB's ``\\`` (QR)
+or the normal equations where the toolbox uses them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from panfw.errors import DataError
+from panfw.sensors import Sensor, get_sensor
+
+# The toolbox adds MATLAB's eps (2^-52) to denominators. A fixed eps is not scale-free, so panfw
+# scales it with the data (``scaled_eps``): results are exactly scale-consistent and differ from the
+# toolbox's only by ~eps relative (far below the 1e-9 test tolerance) unless a denominator is ~0.
+EPS = 2.0 ** -52
+
+
+class ClassicalModel(nn.Module):
+    """Base of the classical methods: no parameters, float64 inside, ``forward(lms, pan, ms)``.
+
+    Subclasses implement ``fuse(lms, pan, ms)`` on float64 tensors; ``forward`` checks the shapes,
+    converts to float64 and back to the input dtype.
+    """
+
+    needs_ms: bool = False  # whether fuse() reads the low-resolution MS
+
+    def __init__(self, bands: int = 4, sensor: str | Sensor = "generic", ratio: int = 4) -> None:
+        super().__init__()
+        self.bands = int(bands)
+        self.sensor = get_sensor(sensor)
+        self.ratio = int(ratio)
+        if self.ratio < 1:
+            raise DataError(f"{type(self).__name__}: ratio must be a positive integer, got {ratio!r}")
+
+    def gains(self, n_bands: int) -> tuple[float, ...]:
+        """The sensor's MS MTF Nyquist gains for ``n_bands`` bands (toolbox rule: the first n)."""
+        return self.sensor.gains(n_bands)
+
+    def extra_repr(self) -> str:
+        return f"bands={self.bands}, sensor={self.sensor.name!r}, ratio={self.ratio}"
+
+    def check_inputs(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> None:
+        """Refuse inputs that break the model contract, naming the tensor and the accepted shape."""
+        name = type(self).__name__
+        if lms.dim() != 4:
+            raise DataError(f"{name}: lms must be (B, C, H, W), got shape {tuple(lms.shape)}")
+        b, c, h, w = lms.shape
+        if pan.dim() != 4 or pan.shape[0] != b or pan.shape[1] != 1 or pan.shape[-2:] != lms.shape[-2:]:
+            raise DataError(f"{name}: pan must be (B, 1, H, W) = ({b}, 1, {h}, {w}) to match lms, "
+                            f"got shape {tuple(pan.shape)}")
+        if self.needs_ms:
+            if ms is None or ms.dim() != 4 or ms.shape[:2] != lms.shape[:2]:
+                raise DataError(f"{name}: ms must be (B, C, H/r, W/r) with B, C = {b}, {c} as lms, "
+                                f"got {None if ms is None else tuple(ms.shape)}")
+            if ms.shape[-2] * self.ratio != h or ms.shape[-1] * self.ratio != w:
+                raise DataError(f"{name}: ms {tuple(ms.shape)} times ratio {self.ratio} must give the "
+                                f"PAN grid {h}x{w}; pass ratio= for this data")
+
+    def forward(self, lms: Tensor, pan: Tensor, ms: Tensor | None = None) -> Tensor:
+        self.check_inputs(lms, pan, ms)
+        dtype = lms.dtype if lms.is_floating_point() else torch.float64
+        f64 = torch.float64
+        out = self.fuse(lms.to(f64), pan.to(f64), None if ms is None else ms.to(f64))
+        return out.to(dtype)
+
+    def fuse(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+# --- per-image statistics over pixels -------------------------------------------------------------
+
+def mean_hw(x: Tensor) -> Tensor:
+    """Mean over the pixels of each band: (B, C, H, W) -> (B, C, 1, 1)."""
+    return x.mean(dim=(-2, -1), keepdim=True)
+
+
+def var_hw(x: Tensor) -> Tensor:
+    """Sample variance (N - 1) over the pixels of each band (MATLAB ``var(x(:))``)."""
+    return x.var(dim=(-2, -1), keepdim=True, unbiased=True)
+
+
+def std_hw(x: Tensor) -> Tensor:
+    """Sample standard deviation (N - 1) over the pixels of each band (MATLAB ``std2``)."""
+    return x.std(dim=(-2, -1), keepdim=True, unbiased=True)
+
+
+def cov_hw(x: Tensor, y: Tensor) -> Tensor:
+    """Sample covariance (N - 1) over pixels of broadcast bands: MATLAB ``cov(x(:), y(:))(1, 2)``."""
+    x, y = torch.broadcast_tensors(x, y)
+    n = x.shape[-2] * x.shape[-1]
+    return ((x - mean_hw(x)) * (y - mean_hw(y))).sum(dim=(-2, -1), keepdim=True) / (n - 1)
+
+
+def corr2(x: Tensor, y: Tensor) -> Tensor:
+    """Pearson correlation over pixels (MATLAB ``corr2``), per image and broadcast band."""
+    x, y = torch.broadcast_tensors(x, y)
+    xc, yc = x - mean_hw(x), y - mean_hw(y)
+    def s(v: Tensor) -> Tensor:
+        return v.sum(dim=(-2, -1), keepdim=True)
+
+    return s(xc * yc) / torch.sqrt(s(xc * xc) * s(yc * yc))
+
+
+def scaled_eps(x: Tensor) -> Tensor:
+    """The toolbox's eps made scale-aware: 2^-52 times the mean absolute value of each image.
+
+    (B, ...) -> (B, 1, 1, 1); never exactly 0, so an all-zero image still gives finite ratios.
+    """
+    s = x.abs().flatten(1).mean(dim=1).clamp_min(torch.finfo(x.dtype).tiny)
+    return (EPS * s).view(-1, 1, 1, 1)
+
+
+# --- least squares ---------------------------------------------------------------------------------
+
+def columns(*images: Tensor, intercept: str | None = None) -> Tensor:
+    """Design matrix (B, H*W, K) whose columns are the bands of ``images`` in order.
+
+    ``intercept`` = "first" or "last" adds a column of ones there.
+    """
+    cols = [im.flatten(2).transpose(1, 2) for im in images]  # (B, N, C_i)
+    if intercept is not None:
+        ones = torch.ones_like(cols[0][..., :1])
+        cols = [ones, *cols] if intercept == "first" else [*cols, ones]
+    return torch.cat(cols, dim=-1)
+
+
+def lstsq(a: Tensor, y: Tensor, method: str = "qr") -> Tensor:
+    """Batched least squares min ||a x - y||: a (B, N, K), y (B, N, M) -> x (B, K, M).
+
+    ``method="qr"`` is MATLAB's ``\\`` (Householder QR); ``"normal"`` solves (AᵀA) x = Aᵀy as the
+    toolbox does where it writes ``inv(H'*H)*H'*y`` (BDSD).
+    """
+    if y.dim() == a.dim() - 1:
+        y = y.unsqueeze(-1)
+    if method == "normal":
+        ata = a.transpose(-2, -1) @ a
+        return torch.linalg.solve(ata, a.transpose(-2, -1) @ y)
+    if method != "qr":
+        raise ValueError(f"lstsq: method must be 'qr' or 'normal', got {method!r}")
+    q, r = torch.linalg.qr(a, mode="reduced")
+    return torch.linalg.solve_triangular(r, q.transpose(-2, -1) @ y, upper=True)
+
+
+def combine(weights: Tensor, *images: Tensor, intercept: str | None = None) -> Tensor:
+    """Σ_j w_j·band_j (+ intercept): the inverse of ``columns`` for a weight vector (B, K[, 1])."""
+    a = columns(*images, intercept=intercept)
+    if weights.dim() == 2:
+        weights = weights.unsqueeze(-1)
+    b, _, h, w = images[0].shape
+    return (a @ weights).transpose(1, 2).reshape(b, weights.shape[-1], h, w)
+
+
+# --- percentiles, haze and PAN matching -------------------------------------------------------------
+
+def prctile(x: Tensor, p: float) -> Tensor:
+    """MATLAB ``prctile(x(:), p)`` per image and band (Hazen positions, numpy method='hazen')."""
+    flat = x.flatten(-2).sort(dim=-1).values
+    n = flat.shape[-1]
+    pos = (p / 100.0) * n - 0.5  # 0-based position of the p-th percentile
+    pos = min(max(pos, 0.0), n - 1.0)
+    lo = int(pos)
+    hi = min(lo + 1, n - 1)
+    frac = pos - lo
+    out = flat[..., lo] + frac * (flat[..., hi] - flat[..., lo])
+    return out[..., None, None]
+
+
+HAZE_FACTORS_BGRN = (0.95, 0.45, 0.40, 0.05)
+
+
+def haze_values(ms: Tensor) -> Tensor:
+    """The toolbox's haze estimates m_k (BT-H, MTF-GLP-HPM-H): (B, C, 1, 1).
+
+    Four bands are taken as B, G, R, NIR: m_k = f_k·prctile(M_k, 1), f = (0.95, 0.45, 0.40, 0.05);
+    any other band count uses the band minima.
+    """
+    if ms.shape[1] == 4:
+        f = torch.tensor(HAZE_FACTORS_BGRN, dtype=ms.dtype, device=ms.device).view(1, 4, 1, 1)
+        return f * prctile(ms, 1.0)
+    return ms.amin(dim=(-2, -1), keepdim=True)
+
+
+def match_pan(pan: Tensor, target: Tensor, ref_for_std: Tensor | None = None,
+              ref_for_mean: Tensor | None = None) -> Tensor:
+    """PAN matched to ``target``: (P - mean(ref_for_mean))·std(target)/std(ref_for_std) + mean(target).
+
+    Both references default to the PAN itself (plain mean/std matching). ``target`` may have C
+    bands, giving one matched PAN per band.
+    """
+    ref_s = pan if ref_for_std is None else ref_for_std
+    ref_m = pan if ref_for_mean is None else ref_for_mean
+    return (pan - mean_hw(ref_m)) * (std_hw(target) / std_hw(ref_s)) + mean_hw(target)
+
+
+# --- segment-wise regression (GS_Segm) and k-means segments -------------------------------------
+
+def _label_index(labels: Tensor, like: Tensor) -> tuple[Tensor, int]:
+    """Labels (B, 1, H, W) or (H, W) with arbitrary values -> int64 indices 0..S-1 (B, 1, H*W), S."""
+    if labels.dim() == 2:
+        labels = labels[None, None]
+    elif labels.dim() == 3:
+        labels = labels[:, None]
+    if labels.shape[-2:] != like.shape[-2:]:
+        raise DataError(f"segment labels of shape {tuple(labels.shape)} do not match the image "
+                        f"grid {tuple(like.shape[-2:])}")
+    labels = labels.to(like.device).expand(like.shape[0], 1, *like.shape[-2:])
+    _, idx = torch.unique(labels, return_inverse=True)
+    return idx.reshape(like.shape[0], 1, -1).long(), int(idx.max().item()) + 1
+
+
+def segment_gains(low: Tensor, bands: Tensor, labels: Tensor) -> Tensor:
+    """GS_Segm's injection gains: per band k and segment s, cov(L_k, M_k)/var(L_k) over s's pixels.
+
+    ``low`` (B, 1 or C, H, W), ``bands`` (B, C, H, W), ``labels`` (B, 1, H, W), (H, W) or
+    (B, H, W) segment ids (any values). Returns the per-pixel gain map (B, C, H, W). Two-pass
+    (centred) sums for accuracy; a segment of one pixel or with a constant low-pass gets gain 0.
+    """
+    low, bands = torch.broadcast_tensors(low, bands)
+    b, c, h, w = bands.shape
+    idx, n_seg = _label_index(labels, bands)
+    idx = idx.expand(b, c, h * w)
+    lf, mf = low.reshape(b, c, -1), bands.reshape(b, c, -1)
+
+    def seg_sum(v: Tensor) -> Tensor:
+        return torch.zeros(b, c, n_seg, dtype=v.dtype, device=v.device).scatter_add_(2, idx, v)
+
+    count = seg_sum(torch.ones_like(lf))
+    safe = count.clamp_min(1)
+    lc = lf - torch.gather(seg_sum(lf) / safe, 2, idx)
+    mc = mf - torch.gather(seg_sum(mf) / safe, 2, idx)
+    cov = seg_sum(lc * mc)
+    var = seg_sum(lc * lc)
+    ok = (count > 1) & (var > 0)
+    g = torch.where(ok, cov / torch.where(ok, var, torch.ones_like(var)), torch.zeros_like(var))
+    return torch.gather(g, 2, idx).reshape(b, c, h, w)
+
+
+def kmeans_segments(x: Tensor, k: int = 5, seed: int = 0, max_iter: int = 100) -> Tensor:
+    """The toolbox's ``k_means_clustering``: pixels of the max-normalised bands in k clusters.
+
+    k-means++ start from a fixed seed (``torch.Generator``), squared Euclidean distance, at most
+    ``max_iter`` Lloyd iterations. Deterministic for a seed, but not the toolbox's (random) partition.
+    Returns labels (B, 1, H, W) int64 in 0..k-1.
+    """
+    b, c, h, w = x.shape
+    feats = (x / x.amax(dim=(-2, -1), keepdim=True)).flatten(2).transpose(1, 2)  # (B, N, C)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    out = []
+    for f in feats:
+        n = f.shape[0]
+        centres = [f[int(torch.randint(n, (1,), generator=gen))]]
+        d2 = ((f - centres[0]) ** 2).sum(-1)
+        for _ in range(1, k):
+            probs = (d2 / d2.sum()).cpu() if d2.sum() > 0 else torch.full((n,), 1.0 / n)
+            j = int(torch.multinomial(probs, 1, generator=gen))
+            centres.append(f[j])
+            d2 = torch.minimum(d2, ((f - f[j]) ** 2).sum(-1))
+        cen = torch.stack(centres)
+        lab = torch.cdist(f, cen).argmin(dim=1)
+        for _ in range(max_iter):
+            sums = torch.zeros_like(cen).index_add_(0, lab, f)
+            cnt = torch.zeros(k, dtype=f.dtype, device=f.device).index_add_(0, lab, torch.ones_like(f[:, 0]))
+            cen = torch.where(cnt[:, None] > 0, sums / cnt.clamp_min(1)[:, None], cen)
+            new = torch.cdist(f, cen).argmin(dim=1)
+            if torch.equal(new, lab):
+                break
+            lab = new
+        out.append(lab.view(1, h, w))
+    return torch.stack(out)
