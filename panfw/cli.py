@@ -14,7 +14,7 @@ import click
 
 import panfw
 from panfw.errors import PluginError, UserError
-from panfw.registry import KINDS
+from panfw.registries import KINDS
 
 
 def _user_error(exc: Exception) -> None:

@@ -6,7 +6,7 @@ import inspect
 
 from panfw._suggest import did_you_mean
 from panfw.errors import UserError
-from panfw.registry import KINDS
+from panfw.registries import KINDS
 
 _ALIASES = {"model": "models", "fusion": "fusions", "refine": "refines", "loss": "losses",
             "dataset": "datasets", "metric": "metrics"}

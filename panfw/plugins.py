@@ -21,7 +21,7 @@ import pluggy
 
 from panfw import hookspecs
 from panfw.errors import PluginError, RegistryError
-from panfw.registry import KINDS, Registry
+from panfw.registries import KINDS, Registry
 
 HOOK_OF_KIND = {kind: f"register_{kind}" for kind in KINDS}
 

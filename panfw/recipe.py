@@ -396,7 +396,7 @@ def _unstructure(obj: Any) -> Any:
 def check_names(recipe: Recipe, origins: dict | None = None, source: str = "<recipe>") -> None:
     """Check registry names and factory options (model, loss terms, datasets, metrics, baselines)."""
     from panfw.plugins import registry
-    from panfw.registry import check_options
+    from panfw.registries import check_options
 
     origins = origins or {}
 

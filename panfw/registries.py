@@ -1,4 +1,4 @@
-"""Typed registries: name -> factory, one-line summary, options and the plugin that provided it."""
+"""Typed registries (panfw.registry(kind) returns one): name -> factory, one-line summary, options and the plugin that provided it."""
 
 from __future__ import annotations
 
