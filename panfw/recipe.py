@@ -7,13 +7,13 @@ accepted; they are ``RecipeError`` (a ``UserError``), which the CLI prints witho
 from __future__ import annotations
 
 import copy
-import tomllib
 import typing
 from pathlib import Path
 from typing import Any
 
 import attrs
 import tomli_w
+import tomllib
 
 from panfw._suggest import did_you_mean, known_list
 from panfw.errors import RecipeError, UserError
@@ -423,7 +423,8 @@ def check_names(recipe: Recipe, origins: dict | None = None, source: str = "<rec
         guard(("eval", "baselines", i), lambda n=name: registry("models").get(n))
     if recipe.eval.rr_metrics and recipe.eval.best not in recipe.eval.rr_metrics:
         raise _fail(origins, ("eval", "best"), source,
-                    f"{recipe.eval.best!r} is not one of eval.rr_metrics{did_you_mean(recipe.eval.best, recipe.eval.rr_metrics)}; "
+                    f"{recipe.eval.best!r} is not one of eval.rr_metrics"
+                    f"{did_you_mean(recipe.eval.best, recipe.eval.rr_metrics)}; "
                     f"accepted: {', '.join(recipe.eval.rr_metrics)}")
     names = [v.name for v in recipe.sweep]
     for i, v in enumerate(recipe.sweep):

@@ -1,4 +1,7 @@
-"""Typed registries (panfw.registry(kind) returns one): name -> factory, one-line summary, options and the plugin that provided it."""
+"""Typed registries: name -> factory, one-line summary, options and the providing plugin.
+
+``panfw.registry(kind)`` returns the registry of one kind.
+"""
 
 from __future__ import annotations
 

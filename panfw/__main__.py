@@ -1,0 +1,5 @@
+"""``python -m panfw``."""
+
+from panfw.cli import main
+
+main()

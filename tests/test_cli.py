@@ -1,0 +1,128 @@
+"""The command line: exit codes 0 / 2 (user error, no traceback) / 1 (internal error)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import types
+
+import pytest
+from click.testing import CliRunner
+from torch import nn
+
+import panfw
+from panfw.cli import build_cli
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def invoke(runner, *args):
+    return runner.invoke(build_cli(), list(args), catch_exceptions=False)
+
+
+class Boom(nn.Module):
+    def __init__(self, bands: int = 4):
+        raise RuntimeError("bug inside the factory")
+
+
+def _plugin():
+    mod = types.ModuleType("cli_test_plugin")
+
+    @panfw.hookimpl
+    def register_models(register):
+        register("cli_boom", Boom, summary="raises")
+        register("cli_conv", lambda bands=4: _Conv(bands), summary="a 3x3 conv")
+
+    @panfw.hookimpl
+    def register_losses(register):
+        register("cli_l1", nn.L1Loss)
+
+    mod.register_models = register_models
+    mod.register_losses = register_losses
+    return mod
+
+
+class _Conv(nn.Module):
+    def __init__(self, bands):
+        super().__init__()
+        self.conv = nn.Conv2d(bands, bands, 3, padding=1)
+
+    def forward(self, lms, pan, ms):
+        return self.conv(lms)
+
+
+@pytest.fixture(autouse=True)
+def cli_plugin(plugin_registered):
+    plugin_registered(_plugin(), "cli_test_plugin")
+
+
+def test_version(runner):
+    result = invoke(runner, "--version")
+    assert result.exit_code == 0 and panfw.__version__ in result.output
+
+
+def test_plugins_lists_packages_and_registrations(runner):
+    result = invoke(runner, "plugins")
+    assert result.exit_code == 0
+    assert "cli_test_plugin  [ok]" in result.output and "models: cli_boom, cli_conv" in result.output
+    assert "losses  [ok]  panfw " in result.output
+
+
+def test_list_and_show(runner):
+    result = invoke(runner, "list", "models")
+    assert result.exit_code == 0 and "cli_conv" in result.output and "a 3x3 conv" in result.output
+    result = invoke(runner, "show", "model", "cli_conv", "--size", "16")
+    assert result.exit_code == 0
+    assert "parameters: 148 (at 4 bands)" in result.output  # 4*4*9 + 4
+    assert "FLOPs:" in result.output
+
+
+def test_user_errors_exit_2_without_traceback(runner, tmp_path):
+    result = invoke(runner, "show", "model", "cli_cnov")
+    assert result.exit_code == 2
+    assert 'unknown model \'cli_cnov\' (did you mean "cli_conv"?)' in result.stderr
+    assert "Traceback" not in result.stderr
+    result = invoke(runner, "show", "modle", "x")
+    assert result.exit_code == 2 and "unknown kind 'modle'" in result.stderr
+    result = invoke(runner, "validate", str(tmp_path / "none.toml"))
+    assert result.exit_code == 2 and "not found" in result.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[model]\nname = "cli_conv"\n[train]\nepocs = 1\n')
+    result = invoke(runner, "validate", str(bad))
+    assert result.exit_code == 2
+    assert "bad.toml: train.epocs: unknown key (did you mean \"epochs\"?)" in result.stderr
+    result = invoke(runner, "no-such-command")
+    assert result.exit_code == 2
+
+
+def test_internal_error_exits_1_with_report(runner):
+    result = invoke(runner, "show", "model", "cli_boom")
+    # a factory bug while describing is an internal error
+    assert result.exit_code == 1
+    assert "internal error" in result.stderr and "bug inside the factory" in result.stderr
+
+
+def test_validate_prints_the_resolved_recipe(runner, tmp_path):
+    p = tmp_path / "r.toml"
+    p.write_text(textwrap.dedent("""
+        [model]
+        name = "cli_conv"
+        [[loss.terms]]
+        name = "cli_l1"
+        [eval]
+        rr_metrics = []
+        fr_metrics = []
+    """))
+    result = invoke(runner, "validate", str(p), "-s", "train.epochs=3")
+    assert result.exit_code == 0, result.stderr
+    assert "epochs = 3" in result.output and 'name = "cli_conv"' in result.output
+
+
+def test_console_script_exit_code_for_user_error(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "panfw", "validate", str(tmp_path / "x.toml")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "not found" in proc.stderr and "Traceback" not in proc.stderr
