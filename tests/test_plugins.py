@@ -71,7 +71,8 @@ def test_broken_plugin_is_reported_and_the_rest_works(fake_entry_points, monkeyp
     with pytest.warns(PanfwWarning, match="broken"):
         system.load_entrypoints()
     assert "missing_dependency" in system.info["broken"].error
-    assert [f.name for f in system.failures()] == ["broken"]
+    failed = [f.name for f in system.failures()]
+    assert "broken" in failed and "good" not in failed
     assert "good_block" in system.registries["fusions"]
 
 
