@@ -43,8 +43,17 @@ def register_models(register):
     mra = _optional("mra")
     variational = _optional("variational")
     if mra is not None:
-        pass
+        register("awlp", mra.awlp)
+        register("mtf_glp", mra.mtf_glp)
+        register("mtf_glp_fs", mra.mtf_glp_fs)
+        register("mtf_glp_hpm", mra.mtf_glp_hpm)
+        register("mtf_glp_hpm_h", mra.mtf_glp_hpm_h)
+        register("mtf_glp_hpm_r", mra.mtf_glp_hpm_r)
+        register("mtf_glp_cbd", mra.mtf_glp_cbd)
+        register("c_mtf_glp_cbd", mra.c_mtf_glp_cbd)
+        register("mf", mra.mf)
+        register("sr_d", mra.sr_d)
     if variational is not None:
-        pass
+        register("tv", variational.tv)
     # --- end MRA methods ---
 

@@ -116,6 +116,21 @@ def scaled_eps(x: Tensor) -> Tensor:
     return (EPS * s).view(-1, 1, 1, 1)
 
 
+def dn_factor(x: Tensor, sensor: Sensor, input_scale: float | None = None) -> Tensor:
+    """Per-image factor (B, 1, 1, 1) taking the inputs to the sensor's digital numbers.
+
+    For the few toolbox constants that are not scale-free (TV's lambda, SR-D's det threshold), which
+    methods then apply in DN. ``input_scale`` given: that factor (DN per input unit). None: an image
+    whose largest absolute value is at most 2 is on the contract's [0, 1] scale (factor
+    ``sensor.max_dn``), any other image is taken to be in DN already (factor 1).
+    """
+    if input_scale is not None:
+        return torch.full((x.shape[0], 1, 1, 1), float(input_scale), dtype=x.dtype, device=x.device)
+    unit = x.abs().flatten(1).amax(dim=1) <= 2.0
+    f = torch.where(unit, torch.full_like(unit, sensor.max_dn, dtype=x.dtype), torch.ones_like(unit, dtype=x.dtype))
+    return f.view(-1, 1, 1, 1)
+
+
 # --- least squares ---------------------------------------------------------------------------------
 
 def columns(*images: Tensor, intercept: str | None = None) -> Tensor:
