@@ -198,17 +198,22 @@ def nnls(a: Tensor, y: Tensor, max_enumerate: int = 12) -> Tensor:
         return torch.stack([_lawson_hanson(r[i], z[i, :, 0]) for i in range(bsz)])
     best = torch.zeros(bsz, k, dtype=a.dtype, device=a.device)
     best_res = (z[:, :, 0] ** 2).sum(-1)  # x = 0 is always feasible
-    for size in range(1, k + 1):
-        for support in itertools.combinations(range(k), size):
-            idx = list(support)
-            xs = lstsq(r[:, :, idx], z)[:, :, 0]  # (B, |S|)
-            res = ((z[:, :, 0] - (r[:, :, idx] @ xs.unsqueeze(-1))[:, :, 0]) ** 2).sum(-1)
-            better = (xs >= 0).all(dim=-1) & (res < best_res)
-            if better.any():
-                cand = torch.zeros_like(best)
-                cand[:, idx] = xs
-                best = torch.where(better[:, None], cand, best)
-                best_res = torch.where(better, res, best_res)
+    for size in range(1, k + 1):  # all supports of one size in one batched solve
+        supports = torch.tensor(list(itertools.combinations(range(k), size)), device=a.device)
+        n_sup = supports.shape[0]
+        rs = r[:, :, supports].permute(2, 0, 1, 3)  # (n_sup, B, K, size)
+        zs = z.expand(n_sup, *z.shape)
+        xs = lstsq(rs.reshape(-1, k, size), zs.reshape(-1, k, 1)).reshape(n_sup, bsz, size, 1)
+        res = ((zs - rs @ xs) ** 2).sum(dim=(-2, -1))  # (n_sup, B)
+        res = torch.where((xs >= 0).all(dim=-2)[..., 0], res, torch.inf)
+        j = res.argmin(dim=0)  # best feasible support of this size, per problem
+        res_j = res.gather(0, j[None])[0]
+        better = res_j < best_res
+        if better.any():
+            cand = torch.zeros_like(best)
+            cand.scatter_(1, supports[j], xs[j, torch.arange(bsz, device=a.device), :, 0])
+            best = torch.where(better[:, None], cand, best)
+            best_res = torch.where(better, res_j, best_res)
     return best
 
 
