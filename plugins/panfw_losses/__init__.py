@@ -1,1 +1,12 @@
-"""panfw bundled plugin: losses."""
+"""panfw bundled plugin: l1, charbonnier, ssim, focal and weighted composite losses."""
+
+import panfw
+from panfw_losses.losses import LOSSES, WeightedLoss, build_loss
+
+__all__ = ["build_loss", "WeightedLoss"]
+
+
+@panfw.hookimpl
+def register_losses(register):
+    for name, factory in LOSSES.items():
+        register(name, factory)
