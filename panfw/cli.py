@@ -120,6 +120,11 @@ def run_cmd(recipe: str | None, overrides: tuple[str, ...], resume: str | None) 
     run(recipe, list(overrides), resume=resume)
 
 
+from panfw.commands.eval import eval_cmd  # noqa: E402
+
+cli.add_command(eval_cmd)
+
+
 def build_cli() -> click.Group:
     """The command line with every plugin's commands added."""
     from panfw.plugins import get_system

@@ -95,3 +95,39 @@ def load_model(spec: str | Path, map_location: str | torch.device = "cpu", **opt
         return build_model(str(spec), options).eval(), {}
     raise UserError(f"{spec!r} is neither a checkpoint file, a run directory nor a registered model "
                     f"({panfw.registry('models').get(str(spec)) and ''})")
+
+
+def rng_state() -> dict:
+    """This process's random-number states (torch, CUDA, numpy, python) as tensors and builtins, so a
+    checkpoint holding them still loads with ``weights_only=True``."""
+    import random
+
+    import numpy as np
+
+    np_state = np.random.get_state()
+    py_version, py_internal, py_gauss = random.getstate()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": {"keys": torch.from_numpy(np_state[1].astype("int64")), "pos": int(np_state[2]),
+                       "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+             "python": {"version": py_version, "internal": torch.tensor(py_internal, dtype=torch.int64),
+                        "gauss_next": py_gauss}}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what ``rng_state`` captured."""
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(state["torch"].cpu())
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype("uint32"), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(v) for v in p["internal"].tolist()), p["gauss_next"]))
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = [s.cpu() for s in state["cuda"]][: torch.cuda.device_count()]
+        torch.cuda.set_rng_state_all(cuda)
