@@ -265,9 +265,9 @@ def kmeans_segments(x: Tensor, k: int = 5, seed: int = 0, max_iter: int = 100) -
     """
     b, c, h, w = x.shape
     feats = (x / x.amax(dim=(-2, -1), keepdim=True)).flatten(2).transpose(1, 2)  # (B, N, C)
-    gen = torch.Generator(device="cpu").manual_seed(seed)
     out = []
     for f in feats:
+        gen = torch.Generator(device="cpu").manual_seed(seed)  # per image: batching changes nothing
         n = f.shape[0]
         centres = [f[int(torch.randint(n, (1,), generator=gen))]]
         d2 = ((f - centres[0]) ** 2).sum(-1)
