@@ -1,1 +1,17 @@
-"""panfw bundled plugin: metrics."""
+"""panfw bundled plugin: metrics, toolbox-exact (Vivone's pansharpening toolbox) and vectorised.
+
+Reduced resolution: psnr, ssim, sam, ergas, q, q2n, scc. Full resolution: d_lambda, d_s, qnr,
+d_lambda_k, hqnr. ``panfw_metrics.functional`` holds the plain functions on DN tensors.
+"""
+
+import panfw
+from panfw_metrics import functional
+from panfw_metrics.metrics import METRICS
+
+__all__ = ["functional", "METRICS"]
+
+
+@panfw.hookimpl
+def register_metrics(register):
+    for name, cls in METRICS.items():
+        register(name, cls, kind=cls.kind, higher_is_better=cls.higher_is_better)
