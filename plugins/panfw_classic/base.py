@@ -65,7 +65,7 @@ class ClassicalModel(nn.Module):
     def forward(self, lms: Tensor, pan: Tensor, ms: Tensor | None = None) -> Tensor:
         self.check_inputs(lms, pan, ms)
         dtype = lms.dtype if lms.is_floating_point() else torch.float64
-        f64 = torch.float64
+        f64 = torch.float32 if lms.device.type == "mps" else torch.float64  # MPS has no float64
         out = self.fuse(lms.to(f64), pan.to(f64), None if ms is None else ms.to(f64))
         return out.to(dtype)
 
@@ -256,18 +256,26 @@ def segment_gains(low: Tensor, bands: Tensor, labels: Tensor) -> Tensor:
     return torch.gather(g, 2, idx).reshape(b, c, h, w)
 
 
-def kmeans_segments(x: Tensor, k: int = 5, seed: int = 0, max_iter: int = 100) -> Tensor:
+def _nearest(f: Tensor, centres: Tensor) -> Tensor:
+    """Index of the nearest centre (squared Euclidean) of each row of f (N, C); |f|² is common."""
+    return ((centres * centres).sum(dim=1) - 2.0 * f @ centres.T).argmin(dim=1)
+
+
+def kmeans_segments(x: Tensor, k: int = 5, seed: int = 0, max_iter: int = 100, max_fit: int = 65536) -> Tensor:
     """The toolbox's ``k_means_clustering``: pixels of the max-normalised bands in k clusters.
 
-    k-means++ start from a fixed seed (``torch.Generator``), squared Euclidean distance, at most
-    ``max_iter`` Lloyd iterations. Deterministic for a seed, but not the toolbox's (random) partition.
-    Returns labels (B, 1, H, W) int64 in 0..k-1.
+    k-means++ start from a fixed seed (``torch.Generator``, per image), squared Euclidean
+    distance, at most ``max_iter`` Lloyd iterations on at most ``max_fit`` pixels (an evenly
+    strided subset of larger images, for speed), then every pixel takes its nearest centre.
+    Deterministic for a seed, but not the toolbox's (random) partition. Returns labels
+    (B, 1, H, W) int64 in 0..k-1.
     """
     b, c, h, w = x.shape
     feats = (x / x.amax(dim=(-2, -1), keepdim=True)).flatten(2).transpose(1, 2)  # (B, N, C)
     out = []
-    for f in feats:
+    for f_all in feats:
         gen = torch.Generator(device="cpu").manual_seed(seed)  # per image: batching changes nothing
+        f = f_all[::max(1, -(-f_all.shape[0] // max_fit))]
         n = f.shape[0]
         centres = [f[int(torch.randint(n, (1,), generator=gen))]]
         d2 = ((f - centres[0]) ** 2).sum(-1)
@@ -277,14 +285,15 @@ def kmeans_segments(x: Tensor, k: int = 5, seed: int = 0, max_iter: int = 100) -
             centres.append(f[j])
             d2 = torch.minimum(d2, ((f - f[j]) ** 2).sum(-1))
         cen = torch.stack(centres)
-        lab = torch.cdist(f, cen).argmin(dim=1)
+        lab = _nearest(f, cen)
+        ones = torch.ones_like(f[:, 0])
         for _ in range(max_iter):
             sums = torch.zeros_like(cen).index_add_(0, lab, f)
-            cnt = torch.zeros(k, dtype=f.dtype, device=f.device).index_add_(0, lab, torch.ones_like(f[:, 0]))
+            cnt = torch.zeros(k, dtype=f.dtype, device=f.device).index_add_(0, lab, ones)
             cen = torch.where(cnt[:, None] > 0, sums / cnt.clamp_min(1)[:, None], cen)
-            new = torch.cdist(f, cen).argmin(dim=1)
+            new = _nearest(f, cen)
             if torch.equal(new, lab):
                 break
             lab = new
-        out.append(lab.view(1, h, w))
+        out.append(_nearest(f_all, cen).view(1, h, w))
     return torch.stack(out)
