@@ -75,6 +75,8 @@ def pad2d(x: torch.Tensor, ph: int, pw: int, border: str = "replicate") -> torch
         return x
     if border == "zero":
         return F.pad(x, (pw, pw, ph, ph))
+    if border == "replicate" and x.dim() in (3, 4) and x.is_floating_point():
+        return F.pad(x, (pw, pw, ph, ph), mode="replicate")
     h, w = x.shape[-2:]
     x = x.index_select(-2, _pad_indices(h, ph, border).to(x.device))
     return x.index_select(-1, _pad_indices(w, pw, border).to(x.device))
@@ -91,22 +93,51 @@ def _as_bchw(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
     return x.reshape(-1, *shape[-3:]), shape
 
 
-def _fft_correlate(xp: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+def _good_size(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n (fast FFT lengths)."""
+    best = 1 << max(0, (n - 1).bit_length())
+    f5 = 1
+    while f5 < best:
+        f3 = f5
+        while f3 < best:
+            f2 = f3
+            while f2 < n:
+                f2 *= 2
+            best = min(best, f2)
+            f3 *= 3
+        f5 *= 5
+    return best
+
+
+_KFFT_CACHE: dict = {}
+
+
+def _fft_correlate(xp: torch.Tensor, k: torch.Tensor, key=None) -> torch.Tensor:
     """Valid-mode depthwise correlation of padded xp (B,C,H+kh-1,W+kw-1) with k (C,kh,kw) via FFT."""
     hp, wp = xp.shape[-2:]
     kh, kw = k.shape[-2:]
-    kf = torch.fft.rfft2(torch.flip(k, (-2, -1)), s=(hp, wp))
-    y = torch.fft.irfft2(torch.fft.rfft2(xp) * kf, s=(hp, wp))
-    return y[..., kh - 1:, kw - 1:]
+    s = (_good_size(hp), _good_size(wp))
+    ck = None if key is None else (key, s, xp.dtype, str(xp.device))
+    kf = _KFFT_CACHE.get(ck) if ck is not None else None
+    if kf is None:
+        kf = torch.fft.rfft2(torch.flip(k, (-2, -1)), s=s)
+        if ck is not None:
+            if len(_KFFT_CACHE) > 64:
+                _KFFT_CACHE.clear()
+            _KFFT_CACHE[ck] = kf
+    y = torch.fft.irfft2(torch.fft.rfft2(xp, s=s) * kf, s=s)
+    return y[..., kh - 1:hp, kw - 1:wp]
 
 
 def filter2d(x: torch.Tensor, kernels: torch.Tensor, border: str = "replicate",
-             method: str = "auto") -> torch.Tensor:
+             method: str = "auto", *, stride: int = 1, _key=None) -> torch.Tensor:
     """Depthwise 2-D correlation (MATLAB ``imfilter``) of (B,C,H,W) with (C,k,k) or (k,k) kernels,
     same output size; ``border`` replicate (toolbox), symmetric, circular or zero.
 
-    ``method`` "direct" (conv2d), "fft" or "auto" (FFT for kernels of 15x15 and more); both agree
-    to round-off (about 1e-14 relative in float64)."""
+    ``stride`` s > 1 returns only the outputs at rows/cols s//2 + s*i (the filtered image decimated
+    on the 4i+2 grid; "direct" then computes only those). ``method`` "direct" (conv2d), "fft" or
+    "auto" (FFT for kernels of 15x15 and more: faster on CPU even when strided); all agree to
+    round-off (about 1e-14 relative in float64)."""
     x4, shape = _as_bchw(x)
     c = x4.shape[1]
     k = kernels.to(dtype=x4.dtype, device=x4.device)
@@ -118,18 +149,24 @@ def filter2d(x: torch.Tensor, kernels: torch.Tensor, border: str = "replicate",
     if kh % 2 == 0 or kw % 2 == 0:
         raise ValueError(f"kernel size must be odd, got {kh}x{kw}")
     xp = pad2d(x4, kh // 2, kw // 2, border)
+    s = int(stride)
     if method == "auto":  # direct depthwise conv with 41x41 kernels is ~40x slower on CPU
         method = "fft" if kh * kw >= 225 else "direct"
+    if s > 1 and method == "direct":
+        off = s // 2
+        return F.conv2d(xp[..., off:, off:], k[:, None], groups=c, stride=s).reshape(
+            *shape[:-2], *((n - 1 - off) // s + 1 for n in shape[-2:]))
     if method == "fft":
         if xp.dtype in (torch.float16, torch.bfloat16):
-            y = _fft_correlate(xp.float(), k.float()).to(xp.dtype)
+            y = _fft_correlate(xp.float(), k.float(), _key).to(xp.dtype)
         else:
-            y = _fft_correlate(xp, k)
+            y = _fft_correlate(xp, k, _key)
     elif method == "direct":
         y = F.conv2d(xp, k[:, None], groups=c)
     else:
         raise ValueError(f"unknown method {method!r}; accepted: auto, direct, fft")
-    return y.reshape(shape)
+    y = y.reshape(shape)
+    return y[..., s // 2::s, s // 2::s] if s > 1 else y
 
 
 def _gains_for(gains, n: int) -> list[float]:
@@ -145,23 +182,28 @@ def _gains_for(gains, n: int) -> list[float]:
     return gains
 
 
-def mtf_filter(x: torch.Tensor, gains, ratio: int = 4) -> torch.Tensor:
+def mtf_filter(x: torch.Tensor, gains, ratio: int = 4, *, decimate: bool = False) -> torch.Tensor:
     """Per-band MTF filtering (toolbox ``MTF``): genMTF kernel per band, replicate borders, no decimation.
 
-    ``gains`` is one gain per band (or a single float, or a sensor / sensor name: its first C gains)."""
+    ``gains`` is one gain per band (or a single float, or a sensor / sensor name: its first C gains).
+    ``decimate=True`` returns the result on the ratio*i + ratio//2 grid (computed only there)."""
     c = x.shape[-3] if x.dim() >= 3 else 1
-    return filter2d(x, mtf_kernels(_gains_for(gains, c), ratio), border="replicate")
+    g = tuple(_gains_for(gains, c))
+    return filter2d(x, mtf_kernels(g, ratio), border="replicate", stride=int(ratio) if decimate else 1,
+                    _key=("mtf", g, int(ratio)))
 
 
-def mtf_filter_pan(pan: torch.Tensor, gnyq, ratio: int = 4) -> torch.Tensor:
-    """PAN MTF filtering (toolbox ``MTF_PAN``): one genMTF kernel for the PAN gain, replicate borders."""
+def mtf_filter_pan(pan: torch.Tensor, gnyq, ratio: int = 4, *, decimate: bool = False) -> torch.Tensor:
+    """PAN MTF filtering (toolbox ``MTF_PAN``): one genMTF kernel for the PAN gain, replicate borders
+    (``decimate=True``: only on the ratio*i + ratio//2 grid)."""
     if isinstance(gnyq, str) or hasattr(gnyq, "mtf_pan"):
         from panfw.sensors import get_sensor
 
         gnyq = get_sensor(gnyq).mtf_pan
-    return filter2d(pan, mtf_kernel(float(gnyq), ratio), border="replicate")
+    return filter2d(pan, mtf_kernel(float(gnyq), ratio), border="replicate",
+                    stride=int(ratio) if decimate else 1, _key=("mtf", (float(gnyq),), int(ratio)))
 
 
 def lowpass_gauss(x: torch.Tensor, ratio: int = 4) -> torch.Tensor:
     """The toolbox's ``LPfilterGauss`` (LPG): GNyq 0.3 with span = size, replicate borders, all channels."""
-    return filter2d(x, mtf_kernel(0.3, ratio, 41, span=41), border="replicate")
+    return filter2d(x, mtf_kernel(0.3, ratio, 41, span=41), border="replicate", _key=("lpg", int(ratio)))

@@ -118,9 +118,22 @@ def _contributions(in_len: int, out_len: int, scale: float, method: str, antiali
     return ind[:, keep], w[:, keep]
 
 
+@lru_cache(maxsize=64)
+def _dense_weights(in_len: int, out_len: int, scale: float, method: str, antialias: bool) -> np.ndarray:
+    ind, w = _contributions(in_len, out_len, scale, method, antialias)
+    m = np.zeros((out_len, in_len))
+    np.add.at(m, (np.repeat(np.arange(out_len), ind.shape[1]), ind.ravel()), w.ravel())
+    return m
+
+
 def _resize_dim(x: torch.Tensor, dim: int, out_len: int, scale: float, method: str,
                 antialias: bool) -> torch.Tensor:
-    ind, w = _contributions(x.shape[dim], out_len, scale, method, antialias)
+    in_len = x.shape[dim]
+    if in_len * out_len <= 1 << 21:  # small: one matrix product
+        m = torch.as_tensor(_dense_weights(in_len, out_len, scale, method, antialias), dtype=x.dtype,
+                            device=x.device)
+        return m @ x if dim == -2 else x @ m.T
+    ind, w = _contributions(in_len, out_len, scale, method, antialias)
     ind_t = torch.from_numpy(ind).to(x.device)
     w_t = torch.from_numpy(w).to(dtype=x.dtype, device=x.device)
     shape = [1] * x.dim()

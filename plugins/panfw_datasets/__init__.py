@@ -1,1 +1,30 @@
-"""panfw bundled plugin: datasets."""
+"""panfw bundled plugin: datasets (PanCollection h5, TIFF folders, synthetic), all-in-one mixing and
+the ``panfw data`` commands.
+
+Public helpers for the engine: ``mix(datasets, mode, seed)``, ``collate(batch)``.
+"""
+
+import panfw
+from panfw_datasets.h5 import DATASETS as H5_DATASETS
+from panfw_datasets.h5 import PanCollectionH5
+from panfw_datasets.mixing import MixedDataset, collate, mix
+from panfw_datasets.synthetic import SyntheticDataset, synthetic
+
+__all__ = ["mix", "collate", "MixedDataset", "PanCollectionH5", "SyntheticDataset", "synthetic"]
+
+
+@panfw.hookimpl
+def register_datasets(register):
+    for name, factory in H5_DATASETS.items():
+        register(name, factory)
+    register("synthetic", synthetic)
+    from panfw_datasets.tiff import tiff_folder
+
+    register("tiff_folder", tiff_folder)
+
+
+@panfw.hookimpl
+def register_commands(cli):
+    from panfw_datasets.cli import data
+
+    cli.add_command(data)
