@@ -59,25 +59,25 @@ def test_rr_functional(vectors, name):
         _close(float(got[key]), expected)
 
 
-@pytest.mark.parametrize("name", RR_NAMES)
-def test_rr_metric_objects_from_unit_range(vectors, name):
-    """The registered metrics on [0,1] float64 inputs (divided by 2047), sensor wv3, batch of 2."""
-    case, fused, gt, cut = _rr_case(vectors, name)
-    f = torch.stack([fused, fused]) / 2047
-    g = torch.stack([gt, gt]) / 2047
+@pytest.mark.parametrize(("names", "cut"), [(["rr4_noise", "rr4_blur", "rr4_gain_offset", "rr4_identity"], 21),
+                                           (["rr8", "rr8_identity"], 21), (["rr4_noise_nocut"], 0)])
+def test_rr_metric_objects_from_unit_range(vectors, names, cut):
+    """The registered metrics on a batch of [0,1] float64 inputs (DN / 2047), sensor wv3."""
+    cases = [_rr_case(vectors, n) for n in names]
+    f = torch.stack([c[1] for c in cases]) / 2047
+    g = torch.stack([c[2] for c in cases]) / 2047
     for key, metric_name in RR_KEYS.items():
-        metric = panfw.create_metric(metric_name, cut=cut)
-        v = metric(f, g, sensor="wv3")
-        assert v.shape == (2,) and v.dtype == torch.float64
-        _close(float(v[0]), case["values"][key])
-        _close(float(v[1]), case["values"][key])
+        v = panfw.create_metric(metric_name, cut=cut)(f, g, sensor="wv3")
+        assert v.shape == (len(names),) and v.dtype == torch.float64
+        for i, c in enumerate(cases):
+            _close(float(v[i]), c[0]["values"][key])
 
 
-def test_rr_metric_objects_dn_inputs(vectors):
+def test_q2n_metric_on_dn_inputs(vectors):
     case, fused, gt, _ = _rr_case(vectors, "rr8")
-    for key, metric_name in RR_KEYS.items():
-        v = panfw.create_metric(metric_name, scale=1)(fused[None], gt[None], sensor="wv3")
-        _close(float(v[0]), case["values"][key])
+    _close(float(panfw.create_metric("q2n", scale=1)(fused, gt)[0]), case["values"]["Q2n"])
+    _close(float(panfw.create_metric("q2n", scale=1.0)(fused[None], gt[None], sensor="gf2")[0]),
+           case["values"]["Q2n"])
 
 
 def test_q2n_rounds_ties_away_from_zero(vectors):
@@ -123,17 +123,20 @@ def test_fr_functional(vectors, case_name, variant):
     _close(float(out["D_S"]), expected["D_S_of_flagQNR0_call"])
 
 
-@pytest.mark.parametrize(("case_name", "variant"), FR_VARIANTS)
-def test_fr_metric_objects_from_unit_range(vectors, case_name, variant):
-    expected, fused, ms, pan, lms, sensor = _fr_inputs(vectors, case_name, variant)
-    f, m, p = fused[None] / 2047, ms[None] / 2047, pan[None] / 2047
-    lm = None if lms is None else lms[None] / 2047
+@pytest.mark.parametrize(("case_name", "lms_variant"), [("fr4", ""), ("fr4", "_lms_unrounded"), ("fr8", "")])
+def test_fr_metric_objects_from_unit_range(vectors, case_name, lms_variant):
+    """The registered metrics on [0,1] inputs, one batch holding the WV3 and the 'none' variant
+    (per-image sensors); lms=None goes through interp23tap."""
+    exp_wv3, fused, ms, pan, lms, _ = _fr_inputs(vectors, case_name, "sensor_WV3" + lms_variant)
+    exp_none = _fr_inputs(vectors, case_name, "sensor_none" + lms_variant)[0]
+    f, m, p = (torch.stack([x, x]) / 2047 for x in (fused, ms, pan))
+    lm = None if lms is None else torch.stack([lms, lms]) / 2047
     cache: dict = {}
     for key, metric_name in FR_KEYS.items():
-        metric = panfw.create_metric(metric_name)
-        v = metric(f, m, p, sensor=sensor, lms=lm, cache=cache)
-        assert v.shape == (1,) and v.dtype == torch.float64
-        _close(float(v[0]), expected[key])
+        v = panfw.create_metric(metric_name)(f, m, p, sensor=["wv3", "none"], lms=lm, cache=cache)
+        assert v.shape == (2,) and v.dtype == torch.float64
+        _close(float(v[0]), exp_wv3[key])
+        _close(float(v[1]), exp_none[key])
 
 
 def test_fr_separate_functions_agree(vectors):
