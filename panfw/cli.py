@@ -120,6 +120,11 @@ def run_cmd(recipe: str | None, overrides: tuple[str, ...], resume: str | None) 
     run(recipe, list(overrides), resume=resume)
 
 
+from panfw.commands.deploy import export_cmd, fuse_cmd  # noqa: E402
+
+cli.add_command(export_cmd)
+cli.add_command(fuse_cmd)
+
 from panfw.commands.eval import eval_cmd  # noqa: E402
 
 cli.add_command(eval_cmd)

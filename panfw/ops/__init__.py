@@ -24,3 +24,4 @@ from panfw.ops.wald import simulate_rr, wald_degrade  # noqa: F401
 # other owners' operators
 from panfw.ops.ssim import gaussian_window, ssim, ssim_map  # noqa: F401
 from panfw.ops.lowpass import lowpass_wavelet  # noqa: F401
+from panfw.ops.tiling import RowBlender, tile_grid, tile_starts, tile_weight, tiled_call  # noqa: F401

@@ -1,0 +1,71 @@
+"""``panfw export`` and ``panfw fuse``: thin layers over ``panfw.export`` and ``panfw.fuse``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command("export")
+@click.argument("model", metavar="CHECKPOINT_OR_MODEL")
+@click.option("--trt", "fmt", flag_value="tensorrt",
+              help="TensorRT via torch-tensorrt (CUDA; pip install 'panfw[trt]').")
+@click.option("--onnx", "fmt", flag_value="onnx", help="ONNX (torch.onnx.export, dynamo), checked with onnxruntime.")
+@click.option("--exported-program", "fmt", flag_value="exported_program",
+              help="torch.export program (.pt2), loadable with torch.export.load.")
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False), help="Output file [default: beside "
+              "the checkpoint, or <model>.<ext> here].")
+@click.option("--bands", type=int, help="Band count (for a registered model; a checkpoint knows its own).")
+@click.option("--ratio", type=int, help="PAN/MS ratio [default: the checkpoint's, else 4].")
+@click.option("--min-size", default=32, show_default=True, help="Smallest PAN-grid H, W the export accepts.")
+@click.option("--opt-size", default=512, show_default=True, help="H, W TensorRT optimises for; first parity size.")
+@click.option("--max-size", default=2048, show_default=True, help="Largest PAN-grid H, W the export accepts.")
+@click.option("--fp16", "precision", flag_value="fp16", help="FP16 weights and compute (LayerNorm kept FP32).")
+@click.option("--bf16", "precision", flag_value="bf16", help="BF16 weights and compute (LayerNorm kept FP32).")
+def export_cmd(model: str, fmt: str | None, out: str | None, bands: int | None, ratio: int | None,
+               min_size: int, opt_size: int, max_size: int, precision: str | None) -> None:
+    """Export a checkpoint, run directory or registered model with dynamic H, W (multiples of the ratio)
+    and check parity with PyTorch. Choose one of --trt, --onnx, --exported-program."""
+    from panfw.errors import UserError
+    from panfw.export import export_model
+
+    if fmt is None:
+        raise UserError("panfw export: choose a format: --trt, --onnx or --exported-program")
+    result = export_model(model, fmt, out, bands=bands, ratio=ratio, min_size=min_size, opt_size=opt_size,
+                          max_size=max_size, precision=precision or "fp32")
+    click.echo(result.report())
+    if not result.ok:
+        click.echo(f"warning: the export differs from PyTorch by more than {result.tolerance:g}", err=True)
+        sys.exit(1)
+
+
+@click.command("fuse")
+@click.option("--pan", "pan", required=True, type=click.Path(dir_okay=False), help="Panchromatic GeoTIFF.")
+@click.option("--ms", "ms", required=True, type=click.Path(dir_okay=False), help="Multispectral GeoTIFF.")
+@click.option("--model", "model", required=True, help="Checkpoint, run directory, registered model name, or "
+              "an exported .onnx / .pt2 / TensorRT .ep file.")
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="Output GeoTIFF.")
+@click.option("--bits", type=int, help="Bit depth of the digital numbers [default: the model's sensor].")
+@click.option("--sensor", help="Sensor (wv3, wv2, qb, gf2, ...): bit depth and band names for --bands bgrn.")
+@click.option("--tile", default=512, show_default=True, help="Tile size in PAN pixels (multiple of the ratio).")
+@click.option("--overlap", default=64, show_default=True, help="Overlap between tiles in PAN pixels.")
+@click.option("--backend", type=click.Choice(["torch", "onnx", "trt"]),
+              help="Engine [default: onnx for .onnx files, else torch].")
+@click.option("--device", help="cpu or cuda [default: cuda when available].")
+@click.option("--bands", help="MS bands for the model, 1-based as in GDAL (e.g. 2,3,5,7) or 'bgrn'.")
+@click.option("--upsample", type=click.Choice(["interp23tap", "bicubic"]),
+              help="MS upsampling onto the PAN grid [default: interp23tap for power-of-2 ratios].")
+@click.option("--compress", type=click.Choice(["none", "deflate", "lzw", "zstd"]), default="none",
+              show_default=True, help="Output compression.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def fuse_cmd(pan: str, ms: str, model: str, out: str, bits: int | None, sensor: str | None, tile: int,
+             overlap: int, backend: str | None, device: str | None, bands: str | None, upsample: str | None,
+             compress: str, quiet: bool) -> None:
+    """Fuse a PAN + MS GeoTIFF scene of any size, tile by tile, into a GeoTIFF on the PAN grid."""
+    from panfw.fuse import fuse_scene
+
+    report = fuse_scene(pan, ms, model, out, bits=bits, sensor=sensor, tile=tile, overlap=overlap,
+                        backend=backend, device=device, bands=bands, upsample=upsample, compress=compress,
+                        progress=not quiet)
+    click.echo(report.summary())
