@@ -84,3 +84,16 @@ def test_pad2d_borders(border):
     mode = {"replicate": "edge", "symmetric": "symmetric", "circular": "wrap", "zero": "constant"}[border]
     ref = np.pad(x.numpy(), ((0, 0), (0, 0), (5, 5), (6, 6)), mode=mode)
     np.testing.assert_array_equal(p.numpy(), ref)
+
+
+def test_decimated_filtering_matches_filter_then_decimate():
+    from panfw.ops import decimate
+
+    x = torch.rand(2, 3, 40, 36, dtype=torch.float64)
+    ref = decimate(mtf_filter(x, [0.3, 0.25, 0.35]), 4)
+    for method in ("direct", "fft"):
+        got = filter2d(x, mtf_kernels([0.3, 0.25, 0.35]), stride=4, method=method)
+        torch.testing.assert_close(got, ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(mtf_filter(x, [0.3, 0.25, 0.35], decimate=True), ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(mtf_filter_pan(x[:, :1], 0.14, decimate=True),
+                               decimate(mtf_filter_pan(x[:, :1], 0.14), 4), rtol=0, atol=1e-12)

@@ -109,3 +109,12 @@ def test_degrade_then_interp_is_shift_free():
     scores = {s: float((torch.roll(up, (s, s), (-2, -1)) * ref)[..., 8:-8, 8:-8].sum()) for s in range(-3, 4)}
     assert max(scores, key=scores.get) == 0
     torch.testing.assert_close(up[..., 8:-8, 8:-8], ref[..., 8:-8, 8:-8], atol=0.05, rtol=0)
+
+
+def test_imresize_long_axis_gather_path_matches_dense():
+    from panfw.ops.resample import _dense_weights
+
+    x = torch.rand(1, 2, 3000, dtype=torch.float64)  # 3000 x 750 weights: above the dense-matrix limit
+    y = imresize(x, size=(2, 750))
+    m = torch.from_numpy(_dense_weights(3000, 750, 0.25, "bicubic", True))
+    torch.testing.assert_close(y, x @ m.T)
