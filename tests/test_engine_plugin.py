@@ -6,7 +6,11 @@ The engine tests register it with ``register()`` and remove it with ``unregister
 from __future__ import annotations
 
 import math
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -51,7 +55,8 @@ class TinySet(torch.utils.data.Dataset):
     """Smooth random scenes whose PAN is the band mean: a model can learn the detail from PAN."""
 
     def __init__(self, split: str, n: int = 32, size: int = 16, bands: int = 4, sensor: str = "wv3",
-                 seed: int = 0, nan_index: int = -1) -> None:
+                 seed: int = 0, nan_index: int = -1, delay: float = 0.0) -> None:
+        self.delay = delay if split == "train" else 0.0
         self.split, self.n, self.size, self.bands, self.sensor, self.ratio = split, n, size, bands, sensor, 4
         self.seed = seed + {"train": 0, "valid": 1, "test_rr": 2, "test_fr": 3}[split] * 1000
         self.nan_index = nan_index
@@ -60,6 +65,8 @@ class TinySet(torch.utils.data.Dataset):
         return self.n
 
     def __getitem__(self, i: int) -> dict:
+        if self.delay:
+            time.sleep(self.delay)
         g = torch.Generator().manual_seed(self.seed + i)
         s = self.size
         gt = torch.rand(1, self.bands, s // 4, s // 4, generator=g)
@@ -75,9 +82,10 @@ class TinySet(torch.utils.data.Dataset):
 
 
 def tiny_set(split: str, root=None, n: int = 32, size: int = 16, bands: int = 4, sensor: str = "wv3",
-             seed: int = 0, nan_index: int = -1):
-    """Tiny deterministic scenes."""
-    return TinySet(split, n=n, size=size, bands=bands, sensor=sensor, seed=seed, nan_index=nan_index)
+             seed: int = 0, nan_index: int = -1, delay: float = 0.0):
+    """Tiny deterministic scenes (``delay``: seconds of sleep per training sample, for tests)."""
+    return TinySet(split, n=n, size=size, bands=bands, sensor=sensor, seed=seed, nan_index=nan_index,
+                   delay=delay)
 
 
 class TinyPSNR:
@@ -212,6 +220,22 @@ def launch_script(folder: Path) -> Path:
     path = Path(folder) / "launch_panfw.py"
     path.write_text(LAUNCH.format(tests=str(TESTS)), encoding="utf-8")
     return path
+
+
+def start(args: list[str], folder: Path, env: dict) -> subprocess.Popen:
+    """A subprocess in its own session (so ``finish`` can kill it and its children)."""
+    return subprocess.Popen(args, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """Wait for a subprocess; past ``timeout`` kill its whole process group and fail."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"timed out after {timeout} s:\n{out}\n{err}") from None
 
 
 def test_tiny_plugin_registers_and_builds():

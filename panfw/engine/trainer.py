@@ -528,7 +528,7 @@ class Trainer:
             self.train(log)
         steps_this_process = self.step - (self.resume_state["training"]["step"] if self.resume_state else 0)
         train_seconds = self.elapsed_total()
-        if self.last_eval_step == self.step and self.last_eval:
+        if self.last_eval_step == self.step:  # the same on every rank (only rank 0 holds results)
             final = self.last_eval
             _, shown = self._examples(log)
         else:
