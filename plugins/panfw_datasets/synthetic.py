@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from panfw.errors import UserError
-from panfw.ops import filter2d, imresize, interp23tap, mtf_filter, mtf_filter_pan
+from panfw.ops import imresize, interp23tap, mtf_filter, mtf_filter_pan
 from panfw.sensors import Sensor, get_sensor
 from panfw_datasets.common import band_indices, check_split, select
 
@@ -249,13 +249,24 @@ def render_scene(rng: np.random.Generator, ss: SynthSensor, size: int,
     return dn[:-1], dn[-1:]
 
 
-def _pan_psf(gnyq: float, scale: float) -> torch.Tensor:
-    """Gaussian PSF whose MTF at the PAN's own Nyquist frequency is ``gnyq`` (render pixels of
-    ``scale`` PAN pixels)."""
-    sigma = math.sqrt(-2.0 * math.log(gnyq)) / math.pi / scale
-    t = torch.arange(-3, 4, dtype=torch.float32)
-    g = torch.exp(-(t[:, None] ** 2 + t[None] ** 2) / (2 * sigma * sigma))
-    return g / g.sum()
+def psf_sigma(gnyq: float, pixels_per_nyquist_cycle_half: float) -> float:
+    """Std (pixels) of the Gaussian PSF whose MTF is ``gnyq`` at the Nyquist frequency of a grid
+    ``q`` = pixels_per_nyquist_cycle_half times coarser (q = ratio for an MS band on the PAN grid)."""
+    return pixels_per_nyquist_cycle_half * math.sqrt(-2.0 * math.log(gnyq)) / math.pi
+
+
+def gaussian_psf(x: torch.Tensor, sigmas: Sequence[float], stride: int = 1) -> torch.Tensor:
+    """Separable Gaussian blur of (B,C,H,W) with one std per channel (replicate borders), returned on
+    the stride grid (rows/cols stride//2 + stride*i, as decimate())."""
+    c = x.shape[1]
+    half = max(1, math.ceil(3 * max(sigmas)))
+    t = torch.arange(-half, half + 1, dtype=x.dtype)
+    k = torch.stack([torch.exp(-t * t / (2 * sg * sg)) for sg in sigmas])
+    k = k / k.sum(1, keepdim=True)
+    off = stride // 2
+    xp = F.pad(x, (half, half, half, half), mode="replicate")[..., off:, off:]
+    y = F.conv2d(xp, k.view(c, 1, 1, -1), groups=c, stride=(1, stride))
+    return F.conv2d(y, k.view(c, 1, -1, 1), groups=c, stride=(stride, 1))
 
 
 def _noisy(x: torch.Tensor, rng: np.random.Generator, sigma: float) -> torch.Tensor:
@@ -307,13 +318,13 @@ def make_tile(sensor: str, split: str, index: int, size: int, seed: int = 0, pan
     with _one_thread():
         if split == "test_fr":
             hr, pan_hr = render_scene(scene_rng, ss, size, 1.0)
-            ms = mtf_filter(hr[None], gains, r, decimate=True)
-            pan = filter2d(pan_hr[None], _pan_psf(s.mtf_pan, 1.0))
+            ms = gaussian_psf(hr[None], [psf_sigma(g, r) for g in gains], r)
+            pan = gaussian_psf(pan_hr[None], [psf_sigma(s.mtf_pan, 1)])
             ms = _noisy(ms, noise_rng, ss.noise_ms * top).round().clamp(0, top)
             pan = _noisy(pan, noise_rng, ss.noise_pan * top).round().clamp(0, top)
             return {"gt": hr, "ms": ms[0], "lms": interp23tap(ms, r)[0], "pan": pan[0]}
         hr, pan_hr = render_scene(scene_rng, ss, 2 * size, r / 2)
-        gt = mtf_filter(hr[None], gains, 2, decimate=True)
+        gt = gaussian_psf(hr[None], [psf_sigma(g, 2) for g in gains], 2)
         gt = _noisy(gt, noise_rng, ss.noise_ms * top).round().clamp(0, top)
         pan2 = _noisy(pan_hr[None], noise_rng, ss.noise_pan * top / 2).clamp(0, top)
         if pan_mode == "mtf":
