@@ -22,20 +22,20 @@ __all__ = ["lowpass_wavelet"]
 _B3 = (1 / 16, 4 / 16, 6 / 16, 4 / 16, 1 / 16)
 
 
-def _valid_w(x: torch.Tensor) -> torch.Tensor:
-    """Valid correlation with b along the last axis (length n -> n - 4)."""
-    n = x.shape[-1]
-    out = _B3[0] * x[..., 0:n - 4]
+def _valid(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Valid correlation with b along ``dim`` (length n -> n - 4)."""
+    n = x.shape[dim] - 4
+    out = x.narrow(dim, 0, n) * _B3[0]
     for t in range(1, 5):
-        out = out + _B3[t] * x[..., t:n - 4 + t]
+        out.add_(x.narrow(dim, t, n), alpha=_B3[t])  # in place: no temporaries (memory-bound)
     return out
 
 
-def _lowpass_last_axis(x: torch.Tensor, levels: int) -> torch.Tensor:
+def _lowpass_axis(x: torch.Tensor, levels: int, dim: int) -> torch.Tensor:
     for _ in range(levels):
-        x = _valid_w(pad2d(x, 0, 4, "symmetric"))
+        x = _valid(pad2d(x, 4, 0, "symmetric") if dim == -2 else pad2d(x, 0, 4, "symmetric"), dim)
     for _ in range(levels):
-        x = _valid_w(x)
+        x = _valid(x, dim)
     return x
 
 
@@ -48,5 +48,4 @@ def lowpass_wavelet(x: torch.Tensor, ratio: int = 4) -> torch.Tensor:
     if ratio < 2:
         raise ValueError(f"lowpass_wavelet: ratio must be at least 2, got {ratio}")
     levels = math.ceil(math.log2(ratio))
-    y = _lowpass_last_axis(x, levels)
-    return _lowpass_last_axis(y.transpose(-2, -1), levels).transpose(-2, -1)
+    return _lowpass_axis(_lowpass_axis(x, levels, -1), levels, -2)

@@ -175,15 +175,16 @@ def combine(weights: Tensor, *images: Tensor, intercept: str | None = None) -> T
 
 def prctile(x: Tensor, p: float) -> Tensor:
     """MATLAB ``prctile(x(:), p)`` per image and band (Hazen positions, numpy method='hazen')."""
-    flat = x.flatten(-2).sort(dim=-1).values
+    flat = x.flatten(-2)
     n = flat.shape[-1]
     pos = (p / 100.0) * n - 0.5  # 0-based position of the p-th percentile
     pos = min(max(pos, 0.0), n - 1.0)
     lo = int(pos)
     hi = min(lo + 1, n - 1)
     frac = pos - lo
-    out = flat[..., lo] + frac * (flat[..., hi] - flat[..., lo])
-    return out[..., None, None]
+    v_lo = flat.kthvalue(lo + 1, dim=-1).values  # order statistics without a full sort
+    v_hi = flat.kthvalue(hi + 1, dim=-1).values if hi != lo else v_lo
+    return (v_lo + frac * (v_hi - v_lo))[..., None, None]
 
 
 HAZE_FACTORS_BGRN = (0.95, 0.45, 0.40, 0.05)

@@ -74,8 +74,8 @@ class SFIM(ClassicalModel):
     def fuse(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> Tensor:
         size = self.ratio + 1 if self.ratio % 2 == 0 else self.ratio
         pan_k = match_pan(pan, lms)  # (B, C, H, W)
-        box = torch.full((size, size), 1.0 / size**2, dtype=lms.dtype, device=lms.device)
-        pan_low = filter2d(pan_k, box, border="circular")
+        row = torch.full((1, size), 1.0 / size, dtype=lms.dtype, device=lms.device)
+        pan_low = filter2d(filter2d(pan_k, row, border="circular"), row.T, border="circular")  # separable box
         return lms * pan_k / (pan_low + scaled_eps(lms))
 
 
