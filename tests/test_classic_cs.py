@@ -158,3 +158,25 @@ def test_gsa_needs_ms():
         model(lms, pan, torch.rand(1, 4, 8, 8))
     with pytest.raises(DataError, match="pan"):
         model(lms, torch.rand(1, 2, 16, 16), torch.rand(1, 4, 4, 4))
+
+
+@pytest.mark.parametrize("ratio", [2, 4, 8])
+def test_lowpass_wavelet_matches_pad_valid_definition(ratio):
+    from panfw.ops import lowpass_wavelet
+
+    b = np.array([1, 4, 6, 4, 1]) / 16
+    levels = int(np.ceil(np.log2(ratio)))
+
+    def axis(v):  # README §7: levels x valid(pad(.)), then levels x valid(.)
+        for _ in range(levels):
+            v = np.correlate(np.pad(v, 4, mode="symmetric"), b, mode="valid")
+        for _ in range(levels):
+            v = np.correlate(v, b, mode="valid")
+        return v
+
+    x = np.random.default_rng(0).random((21, 18))
+    ref = np.apply_along_axis(axis, 0, np.apply_along_axis(axis, 1, x))
+    out = lowpass_wavelet(torch.from_numpy(x)[None, None], ratio)[0, 0].numpy()
+    np.testing.assert_allclose(out, ref, rtol=1e-13, atol=1e-13)
+    const = lowpass_wavelet(torch.full((1, 2, 9, 9), 3.5, dtype=torch.float64), ratio)
+    torch.testing.assert_close(const, torch.full_like(const, 3.5), rtol=1e-14, atol=0)
