@@ -231,7 +231,9 @@ def _bit_depth(bits: int | None, sensor: Any, data: dict, dtype: str, ms_path: A
         return get_sensor(data["sensor"]).bit_depth
     if dtype == "uint8":
         return 8
-    raise UserError(f"cannot tell the bit depth of {ms_path} ({dtype}) for this model: pass --bits N "
+    mixed = data.get("sensors") or []
+    why = f" (it was trained on {', '.join(mixed)}, of different bit depths)" if len(mixed) > 1 else ""
+    raise UserError(f"cannot tell the bit depth of {ms_path} ({dtype}) for this model{why}: pass --bits N "
                     "(e.g. 11 for WorldView/QuickBird, 10 for GaoFen-2) or --sensor NAME")
 
 

@@ -265,3 +265,30 @@ def test_onnx_backend_matches_torch(tmp_path, tiny):
     assert b.backend == "onnx" and b.model == tiny and a.backend == "torch"
     diff = np.abs(read(tmp_path / "t.tif")[0] - read(tmp_path / "o.tif")[0]) / 2047
     assert diff.max() <= 1e-4
+
+
+def test_exported_program_file_as_model(tmp_path, tiny):
+    """A .pt2 from panfw export runs with the torch backend and knows its bands from its metadata."""
+    from panfw.export import export_model
+    from panfw.fuse import fuse_scene
+
+    pan, ms = write_pair(tmp_path, dtype="float32", nodata=None)
+    prog = tmp_path / "m.pt2"
+    export_model(tiny, "exported_program", prog, min_size=16, opt_size=48, max_size=96)
+    a = fuse_scene(pan, ms, tiny, tmp_path / "t.tif", bits=11, tile=48, overlap=16, progress=False)
+    b = fuse_scene(pan, ms, prog, tmp_path / "p.tif", bits=11, tile=48, overlap=16, progress=False)
+    assert b.backend == "torch" and b.model == tiny and b.tiles == a.tiles
+    assert np.abs(read(tmp_path / "t.tif")[0] - read(tmp_path / "p.tif")[0]).max() / 2047 <= 1e-5
+
+
+@pytest.mark.slow
+def test_onnx_backend_from_checkpoint_name(tmp_path, tiny):
+    """--backend onnx with a model name exports to a temporary ONNX file sized for the tile."""
+    from panfw.fuse import fuse_scene
+
+    pan, ms = write_pair(tmp_path, dtype="float32", nodata=None)
+    fuse_scene(pan, ms, tiny, tmp_path / "t.tif", bits=11, tile=48, overlap=16, progress=False)
+    b = fuse_scene(pan, ms, tiny, tmp_path / "o.tif", bits=11, tile=48, overlap=16, backend="onnx",
+                   progress=False)
+    assert b.backend == "onnx"
+    assert np.abs(read(tmp_path / "t.tif")[0] - read(tmp_path / "o.tif")[0]).max() / 2047 <= 1e-4
