@@ -8,18 +8,19 @@ import panfw
 from panfw_datasets.h5 import DATASETS as H5_DATASETS
 from panfw_datasets.h5 import PanCollectionH5
 from panfw_datasets.mixing import MixedDataset, collate, mix
-from panfw_datasets.synthetic import SyntheticDataset, synthetic
+from panfw_datasets.synthetic import SyntheticDataset
 
-__all__ = ["mix", "collate", "MixedDataset", "PanCollectionH5", "SyntheticDataset", "synthetic"]
+__all__ = ["mix", "collate", "MixedDataset", "PanCollectionH5", "SyntheticDataset"]
 
 
 @panfw.hookimpl
 def register_datasets(register):
     for name, factory in H5_DATASETS.items():
         register(name, factory)
-    register("synthetic", synthetic)
+    from panfw_datasets.synthetic import synthetic
     from panfw_datasets.tiff import tiff_folder
 
+    register("synthetic", synthetic)
     register("tiff_folder", tiff_folder)
 
 

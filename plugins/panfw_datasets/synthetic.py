@@ -131,13 +131,19 @@ def _noise(rng: np.random.Generator, n: int, h: int, w: int, cells: int) -> torc
 
 
 def _fractal(rng: np.random.Generator, h: int, w: int, scale: float, octaves: int = 4) -> torch.Tensor:
-    """Multi-octave noise (h, w); the finest octave has cells of about 4 world pixels."""
-    out = torch.zeros(h, w)
-    world = max(h, w) * scale
+    """Multi-octave noise (h, w), built coarse to fine (one upsampling per octave on small grids);
+    the finest octave has cells of about 4 world pixels."""
+    finest = max(2, int(max(h, w) * scale / 4))
+    out = None
     for o in range(octaves):
-        cells = int(world / 4 / 2 ** (octaves - 1 - o))
-        out += _noise(rng, 1, h, w, max(cells, 2))[0] * (0.6 ** (octaves - 1 - o))
-    return out / 1.4
+        n = max(2, finest >> (octaves - 1 - o))
+        g = torch.from_numpy(rng.standard_normal((1, 1, n, n), dtype=np.float32))
+        if out is not None:
+            g = g * (0.6 ** (octaves - 1 - o)) + F.interpolate(out, size=(n, n), mode="bilinear",
+                                                               align_corners=False)
+        out = g
+    up = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)[0, 0]
+    return up / 1.4
 
 
 def _coverage(d: torch.Tensor, half: float, scale: float) -> torch.Tensor:
@@ -233,8 +239,10 @@ def render_scene(rng: np.random.Generator, ss: SynthSensor, size: int,
     tex = 1.0 + tex_amp * _fractal(rng, h, w, scale)
     rows_th = rng.uniform(0, math.pi)
     period = rng.uniform(5, 10)
-    stripes = torch.sin(2 * math.pi * (xx * math.cos(rows_th) + yy * math.sin(rows_th)) / period)
-    tex = tex + (0.08 * (mat == MAT["crop"])) * stripes
+    crop = mat == MAT["crop"]
+    if crop.any():
+        stripes = torch.sin(2 * math.pi * (xx * math.cos(rows_th) + yy * math.sin(rows_th)) / period)
+        tex = tex + (0.08 * crop) * stripes
     if roof is not None:
         top = roof >= 0
         mat = torch.where(top, roof, mat)
