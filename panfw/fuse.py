@@ -139,6 +139,7 @@ class Engine:
     data: dict
     backend: str
     device: str
+    sizes: tuple[int, int] | None = None  # (min, max) H and W an exported file accepts
 
 
 def _pick_device(device: str | None) -> str:
@@ -173,7 +174,8 @@ def make_engine(model: str | Path | nn.Module, backend: str | None = None, devic
         name = (meta.get("model") or {}).get("name", path.name)
         data = dict(meta.get("data") or {})
         used = "trt" if kind == "tensorrt" else backend
-        return Engine(_as_runner(runner, device), name, meta.get("bands"), data, used, device)
+        sizes = (int(meta["min_size"]), int(meta["max_size"])) if "min_size" in meta and "max_size" in meta else None
+        return Engine(_as_runner(runner, device), name, meta.get("bands"), data, used, device, sizes)
     if path is not None and (path.suffix in (".pt", ".pth") or path.exists()):
         net, info = resolve_model(path)  # the checkpoint knows its bands; fuse_scene compares them
     else:
@@ -378,6 +380,13 @@ def _plan(pan: Any, ms: Any, pan_path: Path, ms_path: Path, model: Any, *, bits:
 
         warnings.warn(f"model {engine.name} was trained at ratio {engine.data['ratio']}; the scene "
                       f"has ratio {ratio}", stacklevel=3)
+    if engine.sizes is not None:
+        lo, hi = engine.sizes
+        used = {min(tile, pan.height), min(tile, pan.width)}
+        if min(used) < lo or max(used) > hi:
+            raise UserError(f"{model} accepts H, W from {lo} to {hi} PAN pixels, the tiles here are "
+                            f"{'/'.join(map(str, sorted(used)))}: choose --tile within that range, or "
+                            "export again with other --min-size/--max-size")
     nbits = _bit_depth(bits, sens, engine.data, ms.dtypes[0], ms_path)
     return _Plan(engine=engine, picks=picks or list(range(1, ms.count + 1)), ratio=ratio, tile=tile,
                  overlap=overlap, max_dn=float(2 ** nbits - 1), method=method,

@@ -279,6 +279,10 @@ def test_exported_program_file_as_model(tmp_path, tiny):
     b = fuse_scene(pan, ms, prog, tmp_path / "p.tif", bits=11, tile=48, overlap=16, progress=False)
     assert b.backend == "torch" and b.model == tiny and b.tiles == a.tiles
     assert np.abs(read(tmp_path / "t.tif")[0] - read(tmp_path / "p.tif")[0]).max() / 2047 <= 1e-5
+    from panfw.errors import UserError
+
+    with pytest.raises(UserError, match="accepts H, W from 16 to 96"):
+        fuse_scene(pan, ms, prog, tmp_path / "x.tif", bits=11, tile=8, overlap=4, progress=False)
 
 
 @pytest.mark.slow

@@ -157,8 +157,8 @@ def export_model(spec: str | Path | nn.Module, fmt: str, out: str | Path | None 
 
         device = "cuda"
         trt_module = compile_trt(deployed, shape, name=info["name"])
-        save_trt(trt_module, shape, path)
-        runner = load_trt(path)
+        save_trt(trt_module, shape, path, meta)
+        runner, _ = load_trt(path)
         model = model.cuda()
     seconds = time.perf_counter() - start
     checks = parity(model.eval(), runner, shape, sizes=parity_sizes, device=device)
@@ -184,12 +184,12 @@ def load_exported(path: str | Path, device: str = "cpu") -> tuple[Callable[..., 
         if "bands" not in meta and runner.bands:
             meta["bands"] = runner.bands
         return runner, meta
-    if meta.get("kind") == "tensorrt":
+    if meta.get("kind") == "tensorrt" or path.name.endswith(".trt.ep"):
         from panfw.export.tensorrt import load_trt
 
-        return load_trt(path), meta
+        module, inner = load_trt(path)
+        return module, {**inner, **meta}
     from panfw.export.torch_export import load_program
 
     module, inner = load_program(path)
-    meta = {**inner, **meta}
-    return module.to(device), meta
+    return module.to(device), {**inner, **meta}

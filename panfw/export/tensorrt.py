@@ -9,6 +9,7 @@ ExportedProgram (``torch_tensorrt.save(..., output_format="exported_program")``)
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from typing import Any
 
@@ -64,18 +65,26 @@ def compile_trt(model: nn.Module, spec: ShapeSpec, name: str = "model") -> Any:
         return trt.dynamo.compile(ep, arg_inputs=trt_inputs(spec), min_block_size=1)
 
 
-def save_trt(trt_module: Any, spec: ShapeSpec, path: str | Path) -> Path:
-    """Save as an ExportedProgram with the same dynamic H, W."""
+def save_trt(trt_module: Any, spec: ShapeSpec, path: str | Path, meta: dict | None = None) -> Path:
+    """Save as an ExportedProgram with the same dynamic H, W (explicit ``torch.export.Dim``s, so lms,
+    pan and ms keep their shared H, W), the panfw metadata inside as ``panfw.json``."""
     trt = require_trt()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     example = list(spec.example(spec.opt_size, spec.opt_size, device="cuda"))
-    trt.save(trt_module, str(path), output_format="exported_program", arg_inputs=example,
-             dynamic_shapes=spec.dynamic_shapes(), retrace=True)
+    kwargs = {"output_format": "exported_program", "arg_inputs": example,
+              "dynamic_shapes": spec.dynamic_shapes(), "retrace": True}
+    try:
+        trt.save(trt_module, str(path), extra_files={"panfw.json": json.dumps(meta or {})}, **kwargs)
+    except TypeError:  # a torch-tensorrt whose save() has no extra_files (the .json beside it remains)
+        trt.save(trt_module, str(path), **kwargs)
     return path
 
 
-def load_trt(path: str | Path) -> nn.Module:
-    """Load a saved TensorRT program (imports torch_tensorrt to register its runtime ops)."""
+def load_trt(path: str | Path) -> tuple[nn.Module, dict]:
+    """Load a saved TensorRT program (imports torch_tensorrt to register its runtime ops) and the
+    metadata stored inside."""
+    from panfw.export.torch_export import load_program
+
     require_trt()
-    return torch.export.load(str(path)).module()
+    return load_program(path)
