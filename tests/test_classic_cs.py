@@ -158,6 +158,8 @@ def test_gsa_needs_ms():
         model(lms, pan, torch.rand(1, 4, 8, 8))
     with pytest.raises(DataError, match="pan"):
         model(lms, torch.rand(1, 2, 16, 16), torch.rand(1, 4, 4, 4))
+    with pytest.raises(DataError, match="divisible by the ratio 4"):
+        panfw.create_model("bdsd", bands=4)(torch.rand(1, 4, 18, 16), torch.rand(1, 1, 18, 16), None)
 
 
 @pytest.mark.parametrize("ratio", [2, 4, 8])

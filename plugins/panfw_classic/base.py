@@ -54,6 +54,9 @@ class ClassicalModel(nn.Module):
         if pan.dim() != 4 or pan.shape[0] != b or pan.shape[1] != 1 or pan.shape[-2:] != lms.shape[-2:]:
             raise DataError(f"{name}: pan must be (B, 1, H, W) = ({b}, 1, {h}, {w}) to match lms, "
                             f"got shape {tuple(pan.shape)}")
+        if h % self.ratio or w % self.ratio:
+            raise DataError(f"{name}: the PAN grid {h}x{w} must be divisible by the ratio {self.ratio}; "
+                            f"crop the scene or pass ratio= for this data")
         if self.needs_ms:
             if ms is None or ms.dim() != 4 or ms.shape[:2] != lms.shape[:2]:
                 raise DataError(f"{name}: ms must be (B, C, H/r, W/r) with B, C = {b}, {c} as lms, "
