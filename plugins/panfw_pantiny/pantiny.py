@@ -50,13 +50,13 @@ def channel_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: 
 class ChannelAttention(nn.Module):
     """MDTA: 1x1 to q,k,v, 3x3 depth-wise, channel attention with a learnable temperature, 1x1 out."""
 
-    def __init__(self, dim: int, heads: int, in_dim: int | None = None, bias: bool = False) -> None:
+    def __init__(self, dim: int, heads: int, in_dim: int | None = None) -> None:
         super().__init__()
         self.heads = heads
         self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
-        self.qkv = conv1x1(in_dim or dim, 3 * dim, bias)
-        self.qkv_dwconv = conv3x3(3 * dim, 3 * dim, bias, groups=3 * dim)
-        self.project_out = conv1x1(dim, dim, bias)
+        self.qkv = conv1x1(in_dim or dim, 3 * dim)
+        self.qkv_dwconv = conv3x3(3 * dim, 3 * dim, groups=3 * dim)
+        self.project_out = conv1x1(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self.qkv_dwconv(self.qkv(x)).chunk(3, dim=1)
@@ -66,11 +66,11 @@ class ChannelAttention(nn.Module):
 class GatedDconvFeedForward(nn.Module):
     """GDFN: 1x1 to 2 x hidden, 3x3 depth-wise, GELU(x1) * x2, 1x1 back."""
 
-    def __init__(self, dim: int, hidden: int, out_dim: int | None = None, bias: bool = False) -> None:
+    def __init__(self, dim: int, hidden: int, out_dim: int | None = None) -> None:
         super().__init__()
-        self.project_in = conv1x1(dim, 2 * hidden, bias)
-        self.dwconv = conv3x3(2 * hidden, 2 * hidden, bias, groups=2 * hidden)
-        self.project_out = conv1x1(hidden, out_dim or dim, bias)
+        self.project_in = conv1x1(dim, 2 * hidden)
+        self.dwconv = conv3x3(2 * hidden, 2 * hidden, groups=2 * hidden)
+        self.project_out = conv1x1(hidden, out_dim or dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x1, x2 = self.dwconv(self.project_in(x)).chunk(2, dim=1)
