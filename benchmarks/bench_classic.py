@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/bench_classic.py --size 2048 --bands 4 --repeats 3 --threads 2
 
-Prints a Markdown table (median, min and max wall time of ``--repeats`` runs per method, float32
-[0, 1] inputs as the engine feeds them, float64 inside). Each method is first run once on a small
+Prints a Markdown table (median, min and max wall time of ``--repeats`` runs per method and the
+median process CPU time, all threads; float32 [0, 1] inputs as the engine feeds them, float64
+inside). On a shared machine the CPU time is the steadier figure. Each method is first run once on a small
 crop so one-off set-up (kernel construction, lazy imports) is not counted. Methods slower than
 ``--slow-limit`` seconds on their first full-size run are not repeated.
 """
@@ -53,25 +54,26 @@ def main() -> None:
     small = make_scene(64, args.bands)
     print(f"scene {args.bands}x{args.size}x{args.size}, sensor {args.sensor}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
-    print("\n| method | median (s) | min (s) | max (s) | runs |\n|---|---|---|---|---|")
+    print("\n| method | median (s) | min (s) | max (s) | CPU (s) | runs |\n|---|---|---|---|---|---|")
     for name in names:
         try:
             model = panfw.create_model(name, bands=args.bands, sensor=args.sensor, ratio=4)
             model(*small)
         except Exception as exc:  # noqa: BLE001 - report and go on (e.g. TV refuses 8 bands)
-            print(f"| {name} | – | – | – | {type(exc).__name__}: {exc} |")
+            print(f"| {name} | – | – | – | – | {type(exc).__name__}: {exc} |")
             continue
-        times = []
+        times, cpu = [], []
         for _ in range(max(1, args.repeats)):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             with torch.no_grad():
                 out = model(lms, pan, ms)
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
             assert out.shape == lms.shape
             if times[0] > args.slow_limit:
                 break
-        print(f"| {name} | {statistics.median(times):.3f} | {min(times):.3f} | {max(times):.3f} | {len(times)} |",
-              flush=True)
+        print(f"| {name} | {statistics.median(times):.2f} | {min(times):.2f} | {max(times):.2f} | "
+              f"{statistics.median(cpu):.2f} | {len(times)} |", flush=True)
 
 
 if __name__ == "__main__":
