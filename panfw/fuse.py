@@ -285,6 +285,18 @@ def _nodata_mask(pan: Any, ms: Any, bands: list[int], ratio: int, row0: int, row
     return mask
 
 
+def _mark_nodata(values: np.ndarray, mask: np.ndarray | None, nodata: float | None) -> None:
+    """Write ``nodata`` where ``mask`` is set; a valid integer pixel that rounded to the nodata value
+    moves one step away, so that it is not read back as missing."""
+    if nodata is None:
+        return
+    if np.issubdtype(values.dtype, np.integer):
+        step = 1 if nodata < np.iinfo(values.dtype).max else -1
+        values[values == nodata] = nodata + step
+    if mask is not None:
+        values[:, mask] = nodata
+
+
 def _out_nodata(pan: Any, ms: Any, dtype: str) -> float | None:
     """MS nodata; else PAN nodata where the MS data type can hold it; else none."""
     if ms.nodata is not None:
@@ -436,9 +448,7 @@ def _write(pan: Any, ms: Any, plan: _Plan, out_path: Path, compress: str | None,
                 n = rows.shape[1]
                 if n:
                     values = _to_dtype(rows.numpy(), dtype, max_dn)
-                    mask = _nodata_mask(pan, ms, picks, r, y0, n)
-                    if mask is not None and plan.nodata is not None:
-                        values[:, mask] = plan.nodata
+                    _mark_nodata(values, _nodata_mask(pan, ms, picks, r, y0, n), plan.nodata)
                     dst.write(values, window=Window(0, y0, width, n))
         os.replace(tmp_path, out_path)
     except BaseException:

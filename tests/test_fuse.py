@@ -231,6 +231,14 @@ def test_nodata_carried_through(tmp_path):
     assert (data[:, 0:8, 0:12] == 0).all()
     assert (data[:, 24:, 24:] == 65535).all()
 
+    class Dark(nn.Module):
+        def forward(self, lms, pan, ms):
+            return lms * 0  # valid pixels that round to the nodata value (0) are written as 1
+
+    fuse_scene(pan, ms, Dark(), out, bits=11, tile=48, overlap=16, progress=False)
+    data = read(out)[0]
+    assert (data[:, 0:8, 0:12] == 0).all() and (data[:, 8:, 12:] == 1).all()
+
 
 def test_cli_fuse_exit_codes(tmp_path, tiny):
     from panfw.cli import cli
