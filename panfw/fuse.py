@@ -192,11 +192,11 @@ def make_engine(model: str | Path | nn.Module, backend: str | None = None, devic
     if backend == "onnx":
         import tempfile
 
-        tmp = Path(tempfile.mkdtemp(prefix="panfw-fuse-")) / "model.onnx"
         size = max(4 * ratio, tile)
-        export_model(net, "onnx", tmp, bands=nbands, ratio=ratio, min_size=2 * ratio, opt_size=size,
-                     max_size=size, parity_sizes=[(size, size)])
-        runner, _ = load_exported(tmp, device=device)
+        with tempfile.TemporaryDirectory(prefix="panfw-fuse-") as tmp:  # the session keeps the model
+            export_model(net, "onnx", Path(tmp) / "model.onnx", bands=nbands, ratio=ratio, min_size=2 * ratio,
+                         opt_size=size, max_size=size, parity_sizes=[(size, size)])
+            runner, _ = load_exported(Path(tmp) / "model.onnx", device=device)
         return Engine(_as_runner(runner, device), info["name"], nbands, info["data"], backend, device)
     # trt: compile for this tile size on the fly
     from panfw.export.tensorrt import compile_trt, require_trt

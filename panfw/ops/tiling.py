@@ -82,17 +82,18 @@ class RowBlender:
     rows once no later tile can touch them: memory grows with the width and the tile height,
     never with the image height."""
 
-    def __init__(self, channels: int, width: int, dtype: torch.dtype = torch.float32) -> None:
-        self.channels, self.width, self.dtype = channels, width, dtype
+    def __init__(self, channels: int, width: int, dtype: torch.dtype = torch.float32, device=None) -> None:
+        self.channels, self.width, self.dtype, self.device = channels, width, dtype, device
         self.y0 = 0  # first row not yet handed back
-        self.acc = torch.zeros(channels, 0, width, dtype=dtype)
-        self.wsum = torch.zeros(0, width, dtype=dtype)
+        self.acc = torch.zeros(channels, 0, width, dtype=dtype, device=device)
+        self.wsum = torch.zeros(0, width, dtype=dtype, device=device)
 
     def _grow(self, rows: int) -> None:
         extra = rows - self.acc.shape[1]
         if extra > 0:
-            self.acc = torch.cat([self.acc, torch.zeros(self.channels, extra, self.width, dtype=self.dtype)], 1)
-            self.wsum = torch.cat([self.wsum, torch.zeros(extra, self.width, dtype=self.dtype)], 0)
+            kw = {"dtype": self.dtype, "device": self.device}
+            self.acc = torch.cat([self.acc, torch.zeros(self.channels, extra, self.width, **kw)], 1)
+            self.wsum = torch.cat([self.wsum, torch.zeros(extra, self.width, **kw)], 0)
 
     def add(self, y: int, x: int, out: torch.Tensor, weight: torch.Tensor) -> None:
         """Add a (C, h, w) tile output at (y, x) with its (h, w) weight."""
@@ -101,8 +102,8 @@ class RowBlender:
         h, w = out.shape[-2:]
         r = y - self.y0
         self._grow(r + h)
-        out = out.to(self.dtype)
-        weight = weight.to(self.dtype)
+        out = out.to(dtype=self.dtype, device=self.device)
+        weight = weight.to(dtype=self.dtype, device=self.device)
         self.acc[:, r:r + h, x:x + w] += out * weight
         self.wsum[r:r + h, x:x + w] += weight
 
@@ -135,12 +136,14 @@ def tiled_call(fn: Callable[..., torch.Tensor], *inputs: torch.Tensor, tile: int
                overlap: int = 64, ratio: int = 4) -> torch.Tensor:
     """Run ``fn(*tiles)`` over overlapping tiles of (B, C, H, W) inputs and blend the (B, C', H, W)
     outputs. Inputs on the full grid (H, W) and on the low-resolution grid (H/ratio, W/ratio) are
-    both accepted, e.g. ``tiled_call(model, lms, pan, ms, tile=256, overlap=32, ratio=4)``."""
+    both accepted, e.g. ``tiled_call(model, lms, pan, ms, tile=256, overlap=32, ratio=4)``. For
+    inference: outputs are detached; blending happens on the outputs' device."""
     height, width = inputs[0].shape[-2:]
     tiles = tile_grid(height, width, tile, overlap, multiple=ratio)
     out: torch.Tensor | None = None
     blenders: list[RowBlender] = []
-    for row in _row_groups(tiles):
+    rows = list(_row_groups(tiles))
+    for i, row in enumerate(rows):
         for y, x, h, w in row:
             parts = []
             for t in inputs:
@@ -154,13 +157,15 @@ def tiled_call(fn: Callable[..., torch.Tensor], *inputs: torch.Tensor, tile: int
             res = fn(*parts)
             if out is None:
                 out = res.new_empty(*res.shape[:-2], height, width)
-                blenders = [RowBlender(res.shape[-3], width, torch.float64 if res.dtype == torch.float64
-                                       else torch.float32) for _ in range(res.shape[0])]
-            weight = tile_weight(y, x, h, w, height, width, overlap)
+                acc_dtype = torch.float64 if res.dtype == torch.float64 else torch.float32
+                blenders = [RowBlender(res.shape[-3], width, acc_dtype, device=res.device)
+                            for _ in range(res.shape[0])]
+            weight = tile_weight(y, x, h, w, height, width, overlap, device=res.device)
             for b in range(res.shape[0]):
-                blenders[b].add(y, x, res[b].detach().cpu(), weight)
+                blenders[b].add(y, x, res[b].detach(), weight)
+        upto = rows[i + 1][0][0] if i + 1 < len(rows) else height
+        for b, blender in enumerate(blenders):
+            y0, done = blender.pop(upto)
+            out[b, ..., y0:y0 + done.shape[1], :] = done.to(out.dtype)
     assert out is not None
-    for b, blender in enumerate(blenders):
-        y0, rows = blender.pop(height)
-        out[b, ..., y0:, :] = rows.to(device=out.device, dtype=out.dtype)
     return out
