@@ -70,6 +70,14 @@ def bench_synthetic(repeats: int, n_train: int = 200, n_test: int = 8) -> dict[s
                 total += dt
         times.setdefault("total", []).append(total)
         times.setdefault("total_cpu", []).append(time.process_time() - cpu0)
+        # recipes/quickstart.toml's data: 3 x 256 training patches of 32², 4 + 4 test scenes of 128²
+        t, cpu0 = time.perf_counter(), time.process_time()
+        for sensor, bands in (("wv2", "bgrn"), ("wv3", "bgrn"), ("gf2", "all")):
+            SyntheticDataset("train", sensor=sensor, n=256, size=32, bands=bands).materialize()
+            for split in ("test_rr", "test_fr"):
+                SyntheticDataset(split, sensor=sensor, n=4, bands=bands).materialize()
+        times.setdefault("recipe", []).append(time.perf_counter() - t)
+        times.setdefault("recipe_cpu", []).append(time.process_time() - cpu0)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -96,11 +104,13 @@ def main() -> None:
           f"({args.samples / h5['cached_build']:.0f} samples/s) |")
     print(f"| h5 cached read | {h5['cached']:.0f} samples/s |")
     for key, value in syn.items():
-        if not key.startswith("total"):
+        if not key.startswith(("total", "recipe")):
             print(f"| synthetic {key} | {value:.2f} s |")
     print(f"| synthetic quickstart total (3 sensors x 200 train 64², 8 test_rr 128², 8 test_fr 128²), wall | "
           f"{syn['total']:.1f} s |")
     print(f"| same, CPU time of the process | {syn['total_cpu']:.1f} s |")
+    print(f"| recipes/quickstart.toml data (3 x 256 train 32², 4 test_rr + 4 test_fr 128²), wall / CPU | "
+          f"{syn['recipe']:.1f} s / {syn['recipe_cpu']:.1f} s |")
 
 
 if __name__ == "__main__":
