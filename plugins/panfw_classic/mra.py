@@ -348,7 +348,7 @@ class SRD(ClassicalModel):
         for j in range(1, self.n_atoms + 1):
             if j > 1:
                 proj = torch.einsum("bap,bnp->bna", flat_atoms, res.reshape(b, n, c * p))
-                best = proj.abs().argmax(dim=-1, keepdim=True)  # first maximum, as MATLAB's max
+                best = proj.abs_().argmax(dim=-1, keepdim=True)  # first maximum, as MATLAB's max
                 best = torch.where(active[..., None], best, support[..., -1:])
                 support = torch.cat([support, best], dim=-1)
             atoms = dl[bi, support]  # (B, n, j, C, P)
