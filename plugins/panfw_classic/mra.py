@@ -268,8 +268,6 @@ class SRD(ClassicalModel):
     OMP runs batched over patches in chunks of ``chunk`` patches (memory ~ chunk × patches).
     """
 
-    needs_ms = False
-
     def __init__(self, bands: int = 4, sensor: str | Sensor = "generic", ratio: int = 4,
                  patch: int = 7, overlap: int = 4, n_atoms: int = 10, det_threshold: float = 0.1,
                  input_scale: float | None = None, chunk: int = 1024) -> None:
