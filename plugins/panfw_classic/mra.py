@@ -315,14 +315,15 @@ class SRD(ClassicalModel):
             return flat.transpose(1, 2)
 
         dl = patches(det_lr, idx_l)  # atoms (B, N, C, p²)
-        dh = patches(det_hr, idx_h)  # (B, N, C, (p r)²)
+        hr_flat = det_hr.flatten(2)  # HR atoms are gathered from D on demand (no (N, C, (p r)²) copy)
         y = patches(ms_det, idx_l)
         acc = torch.zeros(b, c, h * w, dtype=lms.dtype, device=lms.device)
         for start in range(0, n, self.chunk):
             sel = torch.arange(start, min(n, start + self.chunk), device=lms.device)
             support, coef = self._omp(dl, y[:, sel], sel)  # (B, n, j), (B, n, C, j)
-            atoms = dh[torch.arange(b, device=lms.device)[:, None, None], support]  # (B, n, j, C, P)
-            rec = torch.einsum("bnjcp,bncj->bcnp", atoms, coef)
+            bi = torch.arange(b, device=lms.device).view(b, 1, 1, 1)
+            atoms = hr_flat[bi, :, idx_h[support]]  # (B, n, j, P, C)
+            rec = torch.einsum("bnjpc,bncj->bcnp", atoms, coef)
             acc.index_add_(2, idx_h[sel].flatten(), rec.reshape(b, c, -1))
         count = torch.zeros(h * w, dtype=lms.dtype, device=lms.device)
         count.index_add_(0, idx_h.flatten(), torch.ones_like(idx_h.flatten(), dtype=lms.dtype))
