@@ -118,6 +118,15 @@ def test_q2n_hand_built(bands):
     assert float(Fm.q2n(ref, ref)) == pytest.approx(1.0, abs=1e-14)
 
 
+@pytest.mark.parametrize("bands", [3, 4, 8])
+def test_q2n_flat_blocks(bands):
+    """Constant blocks take the toolbox's flat-block branch: identical flat images score 1."""
+    x = torch.full((1, bands, 64, 64), 700.0, dtype=torch.float64)
+    x[:, :, :32] = 300.0
+    assert float(Fm.q2n(x, x)) == pytest.approx(1.0, abs=1e-15)
+    assert float(Fm.q2n(x + 1, x)) < 1e-6  # a flat reference block normalises by eps
+
+
 def test_q2n_casts_to_uint16():
     """Q2n sees uint16 images: below half a DN of change it cannot see, and [0,1] inputs without a
     scale collapse (which is why the metric scales by the sensor's max DN)."""
@@ -239,6 +248,8 @@ def test_option_and_input_errors():
         panfw.create_metric("sam")(x, x[..., :40])
     with pytest.raises(UserError, match="multiples of the block size"):
         Fm.d_lambda(x, x)
+    with pytest.raises(UserError, match="pass cut=0"):
+        panfw.create_metric("q")(_rand(1, 4, 64, 64), _rand(1, 4, 64, 64))  # 64 - 41 = 23 < 32
     with pytest.raises(UserError, match="unknown sensor"):
         panfw.create_metric("q2n", cut=0)(x, x, sensor="wv9")
     with pytest.raises(UserError, match="pan"):

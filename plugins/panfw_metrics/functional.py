@@ -82,10 +82,12 @@ def cut_bounds(x: torch.Tensor, cut: int) -> torch.Tensor:
 
 def to_uint16(x: torch.Tensor) -> torch.Tensor:
     """MATLAB ``uint16(x)`` as float64 values: round half away from zero, saturate to [0, 65535],
-    NaN to 0 (``torch.round`` rounds ties to even and would change Q2n)."""
-    r = torch.floor(x)
-    r += (x - r) >= 0.5
-    return torch.nan_to_num_(r.clamp_(0, 65535), nan=0.0)
+    NaN to 0 (``torch.round`` rounds ties to even and would change Q2n).
+
+    floor(x + (0.5 - 2^-54)) is exactly round-half-away for every x >= 0: a tie n + 0.5 sums to
+    within 2^-54 of n + 1 and rounds up to it, while no x below a tie can reach n + 1 (adding 0.5
+    itself would send 0.49999999999999994 to 1)."""
+    return torch.floor_(x + 0.49999999999999994).clamp_(0, 65535).nan_to_num_(nan=0.0)
 
 
 def threshold_dn(x: torch.Tensor, bit_depth: int) -> torch.Tensor:
@@ -321,15 +323,17 @@ def uqi_blocks(x: torch.Tensor, y: torch.Tensor, block: int = 32) -> torch.Tenso
     x (B,C,H,W), y (B,C,H,W) or (B,1,H,W) (broadcast); returns (B,C,H/block,W/block)."""
     _check_blocks(x, block, "uqi_blocks")
     b, c, h, w = x.shape
-    y = y.expand(b, c, h, w)
-    xb = x.reshape(b, c, h // block, block, w // block, block).transpose(3, 4).flatten(4)
-    yb = y.reshape(b, c, h // block, block, w // block, block).transpose(3, 4).flatten(4)
-    n = block * block
-    mx, my = xb.mean(-1), yb.mean(-1)
-    xc, yc = xb - mx[..., None], yb - my[..., None]
-    cxy = (xc * yc).sum(-1) / (n - 1)
-    cxx = (xc * xc).sum(-1) / (n - 1)
-    cyy = (yc * yc).sum(-1) / (n - 1)
+    nh, nw, n = h // block, w // block, block * block
+    # (B, C, nH, block, nW, block) views: block statistics are reductions over dims 3 and 5, no copy;
+    # a one-band y (the PAN) is centred once and broadcast over the bands
+    x6 = x.reshape(b, c, nh, block, nw, block)
+    y6 = y.reshape(y.shape[0], y.shape[1], nh, block, nw, block)
+    mx, my = x6.mean((3, 5), keepdim=True), y6.mean((3, 5), keepdim=True)
+    xc, yc = x6 - mx, y6 - my
+    cxy = (xc * yc).sum((3, 5)) / (n - 1)
+    cxx = xc.square().sum((3, 5)) / (n - 1)
+    cyy = yc.square().sum((3, 5)) / (n - 1)
+    mx, my = mx[:, :, :, 0, :, 0], my[:, :, :, 0, :, 0]
     return 4 * cxy * mx * my / (cxx + cyy) / (mx**2 + my**2)
 
 

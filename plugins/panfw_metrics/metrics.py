@@ -129,10 +129,19 @@ class ReferenceMetric(_Metric):
             raise UserError(f"metric {self.name!r}: fused {tuple(f.shape)} and reference {tuple(r.shape)} must "
                             "have the same shape")
 
+        cache = {} if cache is None else cache
+
         def run(s: Any, idx: torch.Tensor | None) -> torch.Tensor:
             sens = self._sensor(s, self._needs())
-            fd, rd = self._dn_fused(_sel(f, idx), sens), _sel(r, idx).to(torch.float64) * self._factor(sens)
-            return self.compute(Fm.cut_bounds(fd, self.cut), Fm.cut_bounds(rd, self.cut), sens)
+            k = self._factor(sens)
+            # the cropped DN images, shared with the other metrics scoring the same batch
+            state = cache.setdefault((getattr(sens, "name", None), None if idx is None else tuple(idx.tolist())), {})
+            fd_key, rd_key = ("fused", k, self.threshold, "cut", self.cut), ("ref", k, "cut", self.cut)
+            if fd_key not in state:
+                state[fd_key] = Fm.cut_bounds(self._dn_fused(_sel(f, idx), sens), self.cut)
+            if rd_key not in state:
+                state[rd_key] = Fm.cut_bounds(_sel(r, idx).to(torch.float64) * k, self.cut)
+            return self.compute(state[fd_key], state[rd_key], sens)
 
         return self._by_sensor(sensor, f.shape[0], run)
 
@@ -215,6 +224,10 @@ class Q(ReferenceMetric):
         self.block_size = _check_int("block_size", block_size, 2)
 
     def compute(self, fused, ref, sensor):
+        if min(fused.shape[-2:]) < self.block_size:
+            raise UserError(f"metric 'q': after the {self.cut}-pixel cut the images are {fused.shape[-2]}x"
+                            f"{fused.shape[-1]}, smaller than the {self.block_size}x{self.block_size} window; "
+                            "pass cut=0 or a smaller block_size")
         return Fm.q_avg(fused, ref, self.block_size)
 
 
@@ -274,8 +287,13 @@ class NoReferenceMetric(_Metric):
             # one memo per sensor group: the caller's cache holds the same images for every metric
             key = (getattr(sens, "name", None), None if idx is None else tuple(idx.tolist()))
             state = cache.setdefault(key, {})
-            fd = self._dn_fused(_sel(f, idx), sens)
-            pd = _sel(p, idx).to(fd.device, torch.float64) * k
+            fd_key, pd_key = ("fused", k, self.threshold), ("pan", k)
+            if fd_key not in state:
+                state[fd_key] = self._dn_fused(_sel(f, idx), sens)
+            fd = state[fd_key]
+            if pd_key not in state:
+                state[pd_key] = _sel(p, idx).to(fd.device, torch.float64) * k
+            pd = state[pd_key]
             lms_key = ("lms", k, self.ratio)
             if lms_key not in state:
                 if lm is not None:
