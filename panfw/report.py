@@ -71,13 +71,16 @@ def metric_table(rows: list[dict], res: str, meta: dict, sections: bool = True) 
         m = metrics[c % len(metrics)]
         higher = meta.get(m, {}).get("higher_is_better", m not in ("sam", "ergas", "d_lambda", "d_s",
                                                                      "d_lambda_k"))
-        col = [(v[c], i) for i, v in enumerate(values) if v[c] is not None and not math.isnan(v[c])]
-        if len(col) < 2:
+        shown = {i: fmt(m, v[c]) for i, v in enumerate(values) if v[c] is not None and not math.isnan(v[c])}
+        ranked = sorted({(values[i][c], t) for i, t in shown.items()}, key=lambda p: -p[0] if higher else p[0])
+        levels = list(dict.fromkeys(t for _, t in ranked))  # distinct values as printed, best first
+        if len(shown) < 2 or len(levels) < 2:
             continue
-        col.sort(key=lambda t: -t[0] if higher else t[0])
-        marks[col[0][1]][c] = "bold"
-        if len(col) >= 3 and col[1][0] != col[0][0]:
-            marks[col[1][1]][c] = "under"
+        for i, t in shown.items():  # ties (as printed) share the mark
+            if t == levels[0]:
+                marks[i][c] = "bold"
+            elif t == levels[1] and len(shown) >= 3:
+                marks[i][c] = "under"
 
     def arrow(m: str) -> str:
         if m not in meta and m not in TITLES:
@@ -96,8 +99,9 @@ def metric_table(rows: list[dict], res: str, meta: dict, sections: bool = True) 
             lines.append(f"| *{section}* |" + " |" * (len(head) - 1))
         params = row.get("params")
         flops = row.get("flops")
-        cells = [row["label"], "-" if not params else f"{params / 1e3:.1f}",
-                 "–" if flops is None else f"{flops / 1e9:.2f}"]
+        free = not params  # parameter-free methods: '-' in both columns, as the paper's Table 1
+        cells = [row["label"], "-" if free else f"{params / 1e3:.1f}",
+                 "-" if free else ("–" if flops is None else f"{flops / 1e9:.2f}")]
         for c, v in enumerate(vals):
             text = fmt(metrics[c % len(metrics)], v)
             if mk.get(c) == "bold":

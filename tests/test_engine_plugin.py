@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -220,6 +221,15 @@ def launch_script(folder: Path) -> Path:
     path = Path(folder) / "launch_panfw.py"
     path.write_text(LAUNCH.format(tests=str(TESTS)), encoding="utf-8")
     return path
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one intra-op thread (two stall on a shared, busy 2-core machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def start(args: list[str], folder: Path, env: dict) -> subprocess.Popen:

@@ -6,8 +6,9 @@ import json
 import math
 
 import pytest
-import torch
 import test_engine_plugin as tiny
+import torch
+from test_engine_plugin import one_thread  # noqa: F401 - autouse fixture
 
 from panfw.engine import TrainingDiverged, run
 from panfw.engine.checkpoint import load_checkpoint, model_from_checkpoint
@@ -97,7 +98,8 @@ name = "wide"
 set = { "model.width" = 6, "train.optimizer" = "adamw" }
 """
     recipe = tiny.write_recipe(tmp_path, tiny.RECIPE.replace("epochs = 2", "epochs = 1")
-                               .replace('baselines = ["tiny_lms"]', "baselines = []"), extra)
+                               .replace('baselines = ["tiny_lms"]', "baselines = []")
+                               .replace("figures = 2", "figures = 0"), extra)
     out = run(str(recipe), [])
     assert set(out) == {"narrow", "wide"}
     sweep_dir = _only_run(tmp_path)

@@ -7,6 +7,7 @@ import json
 import pytest
 import test_engine_plugin as tiny
 from click.testing import CliRunner
+from test_engine_plugin import one_thread  # noqa: F401 - autouse fixture
 
 from panfw.cli import cli
 from panfw.engine import run

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_engine_plugin import one_thread  # noqa: F401 - autouse fixture
 
 from panfw.engine import run
 from panfw.recipe import load_recipe
