@@ -234,7 +234,11 @@ def iterate_batches(ds: Any, batch_size: int) -> Iterator[dict]:
     collate = collate_fn()
     n = len(ds)
     for start in range(0, n, batch_size):
-        yield collate([ds[i] for i in range(start, min(n, start + batch_size))])
+        items = [ds[i] for i in range(start, min(n, start + batch_size))]
+        if len({tuple(it["pan"].shape) for it in items}) == 1:
+            yield collate(items)
+        else:  # scenes of different sizes (e.g. a folder of whole images): one at a time
+            yield from (collate([it]) for it in items)
 
 
 def n_batches(n: int, batch: int) -> int:
