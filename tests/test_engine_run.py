@@ -110,6 +110,12 @@ set = { "model.width" = 6, "train.optimizer" = "adamw" }
     table = (sweep_dir / "comparison.md").read_text()
     assert "| narrow |" in table and "| wide |" in table and "## Full resolution" in table
     assert "sweep comparison" in capsys.readouterr().out
+    # resuming the sweep skips finished variants and re-reports a finished run without training
+    (sweep_dir / "wide" / "results.json").unlink()
+    again = run(None, [], resume=str(sweep_dir))
+    assert again["wide"]["train"]["steps_this_process"] == 0
+    assert (sweep_dir / "wide" / "results.json").is_file()
+    assert "already finished" in capsys.readouterr().out
 
 
 def test_steps_ema_clip_warmup(tiny_plugin, tmp_path):
@@ -159,3 +165,25 @@ def test_parameter_free_model_is_only_evaluated(tiny_plugin, tmp_path):
     results = run(str(tiny.write_recipe(tmp_path)), ["model.name=tiny_lms", "eval.baselines=[]"])
     assert results["train"]["steps"] == 0 and results["model"]["params"] == 0
     assert math.isfinite(results["final"]["tiny_set"]["rr"]["tiny_psnr"]["mean"])
+
+
+def test_balanced_mixing_of_two_sensors(tiny_plugin, tmp_path):
+    extra_sets = """
+[[data.train]]
+name = "tiny_set"
+n = 8
+sensor = "gf2"
+"""
+    text = tiny.RECIPE.replace('[[data.test]]', extra_sets + '[data]\nmixing = "balanced"\n[[data.test]]', 1)
+    results = run(str(tiny.write_recipe(tmp_path, text)), ["train.epochs=1", "eval.baselines=[]", "eval.figures=0"])
+    assert results["train"]["steps_per_epoch"] == 16  # 32 wv3 + the 8 gf2 drawn up to 32: 64 / batch 4
+    assert results["data"]["sensor"] == "" and results["data"]["sensors"] == ["wv3", "gf2"]
+    assert "bit_depth" not in results["data"]  # 11-bit and 10-bit sensors mixed
+
+
+def test_mixing_different_band_counts_is_a_data_error(tiny_plugin, tmp_path):
+    from panfw.errors import DataError
+
+    text = tiny.RECIPE.replace('[[data.test]]', '[[data.train]]\nname = "tiny_set"\nbands = 8\n[[data.test]]', 1)
+    with pytest.raises(DataError, match="band"):
+        run(str(tiny.write_recipe(tmp_path, text)), [])
