@@ -252,7 +252,7 @@ def plot_curves(csv_path: Path, out: Path, best_metric: str | None = None) -> Pa
     for ax, p in zip(axes[0], panels):
         if p == "eval":
             for k, (xs, ys) in evals.items():
-                ax.plot(xs, ys, marker="o", ms=3, label=k.split("/")[1])
+                ax.plot(xs, ys, marker="o", ms=3, label=k[len("eval/"):-len(f"/rr/{best_metric}")])
             ax.set_title(f"test {title(best_metric)} (reduced resolution)")
             ax.legend(fontsize=7)
         else:
