@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -42,3 +44,31 @@ def plugin_registered():
     yield _register
     for n in names:
         unregister_plugin(n)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small images: one thread avoids thread start-up and contention costs on a shared CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+CLASSICAL_CASES = {"fr4": ("scene4_wv3.npz", "fr_lms", "pan", "wald_ms_lr", slice(80, 176)),
+                   "fr8": ("scene8_wv3.npz", "fr_lms", "fr_pan", "fr_ms", slice(16, 48))}
+
+
+@pytest.fixture(scope="module")
+def classical_vectors(testdata_dir) -> dict:
+    """Inputs, outputs and metadata of the toolbox's classical methods (one fresh cache per module)."""
+    cl = np.load(testdata_dir / "classical.npz")
+    meta = json.loads((testdata_dir / "toolbox_vectors.json").read_text())["classical"]
+    inputs = {}
+    for case, (fname, k_lms, k_pan, k_ms, crop) in CLASSICAL_CASES.items():
+        s = np.load(testdata_dir / fname)
+        inputs[case] = {"lms": torch.from_numpy(s[k_lms])[None], "pan": torch.from_numpy(s[k_pan])[None],
+                        "ms": torch.from_numpy(s[k_ms])[None], "crop": crop,
+                        "labels": torch.from_numpy(cl[f"kmeans_labels_{case}"])}
+    gt = torch.from_numpy(np.load(testdata_dir / "scene4_wv3.npz")["ms_hr"])[None]
+    return {"npz": cl, "meta": meta, "inputs": inputs, "gt4": gt, "cache": {}}

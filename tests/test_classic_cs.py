@@ -3,8 +3,6 @@ outputs, their band statistics, intermediates and the toolbox's indices of each 
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -18,17 +16,8 @@ CASES = {"fr4": ("scene4_wv3.npz", "fr_lms", "pan", "wald_ms_lr", slice(80, 176)
 
 
 @pytest.fixture(scope="module")
-def vectors(testdata_dir):
-    cl = np.load(testdata_dir / "classical.npz")
-    meta = json.loads((testdata_dir / "toolbox_vectors.json").read_text())["classical"]
-    inputs = {}
-    for case, (fname, k_lms, k_pan, k_ms, crop) in CASES.items():
-        s = np.load(testdata_dir / fname)
-        inputs[case] = {"lms": torch.from_numpy(s[k_lms])[None], "pan": torch.from_numpy(s[k_pan])[None],
-                        "ms": torch.from_numpy(s[k_ms])[None], "crop": crop,
-                        "labels": torch.from_numpy(cl[f"kmeans_labels_{case}"])}
-    gt = torch.from_numpy(np.load(testdata_dir / "scene4_wv3.npz")["ms_hr"])[None]
-    return {"npz": cl, "meta": meta, "inputs": inputs, "gt4": gt, "cache": {}}
+def vectors(classical_vectors):
+    return classical_vectors
 
 
 def fused(vectors, method: str, case: str) -> torch.Tensor:

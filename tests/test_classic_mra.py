@@ -4,8 +4,6 @@ scale consistency, batching, dtype and the options."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -21,26 +19,13 @@ PAIRS = [(m, c) for m in MRA_METHODS for c in CASES if (m, c) != ("c_mtf_glp_cbd
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small images: one thread avoids the thread start-up and contention costs on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_thread):
+    """One thread for this module (see conftest)."""
 
 
 @pytest.fixture(scope="module")
-def vectors(testdata_dir):
-    cl = np.load(testdata_dir / "classical.npz")
-    meta = json.loads((testdata_dir / "toolbox_vectors.json").read_text())["classical"]
-    inputs = {}
-    for case, (fname, k_lms, k_pan, k_ms, crop) in CASES.items():
-        s = np.load(testdata_dir / fname)
-        inputs[case] = {"lms": torch.from_numpy(s[k_lms])[None], "pan": torch.from_numpy(s[k_pan])[None],
-                        "ms": torch.from_numpy(s[k_ms])[None], "crop": crop,
-                        "labels": torch.from_numpy(cl[f"kmeans_labels_{case}"])}
-    gt = torch.from_numpy(np.load(testdata_dir / "scene4_wv3.npz")["ms_hr"])[None]
-    return {"npz": cl, "meta": meta, "inputs": inputs, "gt4": gt, "cache": {}}
+def vectors(classical_vectors):
+    return classical_vectors
 
 
 def _model(method: str, inp: dict, **opts):

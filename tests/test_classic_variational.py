@@ -15,12 +15,8 @@ from panfw.ops import imresize
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small images: one thread avoids the thread start-up and contention costs on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_thread):
+    """One thread for this module (see conftest)."""
 
 
 @pytest.fixture(scope="module")

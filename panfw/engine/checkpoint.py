@@ -91,10 +91,12 @@ def load_model(spec: str | Path, map_location: str | torch.device = "cpu", **opt
         return model_from_checkpoint(p, map_location)
     import panfw
 
-    if str(spec) in panfw.registry("models"):
-        return build_model(str(spec), options).eval(), {}
-    raise UserError(f"{spec!r} is neither a checkpoint file, a run directory nor a registered model "
-                    f"({panfw.registry('models').get(str(spec)) and ''})")
+    try:
+        panfw.registry("models").get(str(spec))
+    except UserError as exc:
+        raise UserError(f"{spec!r} is neither a checkpoint file, a run directory nor a registered "
+                        f"model: {exc}") from None
+    return build_model(str(spec), options).eval(), {}
 
 
 def rng_state() -> dict:
