@@ -9,8 +9,8 @@ import pytest
 import test_engine_plugin as tiny
 import torch
 
-from panfw.engine.checkpoint import load_checkpoint
 from panfw.engine.runlog import read_metrics_csv
+from panfw.io.checkpoint import load_checkpoint
 
 RECIPE = (tiny.RECIPE.replace("batch_size = 4", "batch_size = 8")
           .replace("\nevery = 1", "\nevery = 0").replace('baselines = ["tiny_lms"]', "baselines = []")

@@ -11,10 +11,10 @@ import torch
 from test_engine_plugin import one_thread  # noqa: F401 - autouse fixture
 
 from panfw.engine import TrainingDiverged, run
-from panfw.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from panfw.engine.data import ResumableSampler
 from panfw.engine.runlog import read_metrics_csv
 from panfw.engine.trainer import lr_lambda
+from panfw.io.checkpoint import load_checkpoint, model_from_checkpoint
 
 
 @pytest.fixture

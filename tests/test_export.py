@@ -91,9 +91,9 @@ def test_onnx_parity_two_sizes(tmp_path, tiny):
 
 
 def test_export_from_checkpoint(tmp_path, tiny):
-    from panfw.engine.checkpoint import save_checkpoint
     from panfw.errors import UserError
     from panfw.export import export_model
+    from panfw.io.checkpoint import save_checkpoint
 
     torch.manual_seed(3)
     net = TinyConv(8)

@@ -183,9 +183,9 @@ def test_bands_pick_four_of_eight(tmp_path, tiny):
 
 
 def test_band_count_mismatch_names_bands_option(tmp_path, tiny):
-    from panfw.engine.checkpoint import save_checkpoint
     from panfw.errors import UserError
     from panfw.fuse import fuse_scene
+    from panfw.io.checkpoint import save_checkpoint
 
     ckpt = save_checkpoint({"model": {"name": tiny, "options": {"bands": 4},
                                       "state_dict": TinyConv(4).state_dict()},

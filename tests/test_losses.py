@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import panfw
+from panfw.config.recipe import LossTerm
 from panfw.errors import RegistryError, UserError
-from panfw.recipe import LossTerm
 from panfw_losses import WeightedLoss, build_loss
 
 

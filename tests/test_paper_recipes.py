@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import panfw
+from panfw.config.recipe import load_recipe
 from panfw.describe import count_parameters
-from panfw.recipe import load_recipe
 from panfw_losses import build_loss
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from test_engine_plugin import one_thread  # noqa: F401 - autouse fixture
 
+from panfw.config.recipe import load_recipe
 from panfw.engine import run
-from panfw.recipe import load_recipe
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 SENSORS = ("synthetic/wv2", "synthetic/wv3", "synthetic/gf2")

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 import panfw
+from panfw.config.recipe import Recipe, load_recipe, loads_recipe, parse_value
 from panfw.errors import RecipeError
-from panfw.recipe import Recipe, load_recipe, loads_recipe, parse_value
 
 
 class TinyModel(nn.Module):

@@ -13,8 +13,8 @@ import pytest
 import test_engine_plugin as tiny
 import torch
 
-from panfw.engine.checkpoint import load_checkpoint
 from panfw.engine.runlog import read_metrics_csv
+from panfw.io.checkpoint import load_checkpoint
 
 SLOW = tiny.RECIPE.replace("n = 32\n", "n = 32\ndelay = 0.03\n", 1)  # ~0.12 s per training step
 

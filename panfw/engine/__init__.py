@@ -10,10 +10,10 @@ import datetime
 import json
 from pathlib import Path
 
+from panfw.config.recipe import Recipe, load_recipe
 from panfw.engine import distributed as D
 from panfw.engine.trainer import Interrupted, Trainer, TrainingDiverged
 from panfw.errors import UserError
-from panfw.recipe import Recipe, load_recipe
 
 __all__ = ["run", "train", "Interrupted", "TrainingDiverged"]
 
@@ -42,7 +42,7 @@ def _write_recipe(recipe: Recipe, run_dir: Path, world: D.World) -> None:
 
 def train(recipe: Recipe, run_dir: Path, world: D.World, resume: bool = False) -> dict:
     """Train one (non-sweep) recipe into ``run_dir``; with ``resume``, continue from its last.pt."""
-    from panfw.engine.checkpoint import load_checkpoint
+    from panfw.io.checkpoint import load_checkpoint
 
     state = None
     if resume and (run_dir / "last.pt").is_file():
@@ -91,7 +91,7 @@ def _run_sweep(r: Recipe, sweep_dir: Path, world: D.World, resume: bool = False)
         D.barrier(world)
         out[name] = train(variant, vdir, world, resume=resume)
     if world.is_main:
-        from panfw.report import write_comparison
+        from panfw.evaluation.report import write_comparison
 
         text = write_comparison(sweep_dir, r.name, out)
         print(text, flush=True)

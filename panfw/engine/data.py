@@ -10,8 +10,8 @@ import attrs
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from panfw.config.recipe import DatasetSpec, Recipe
 from panfw.errors import DataError, UserError
-from panfw.recipe import DatasetSpec, Recipe
 
 
 def create_dataset(spec: DatasetSpec, split: str, root: str = "") -> Any:

@@ -98,8 +98,8 @@ def mean_over_sets(results: dict, metric: str, resolution: str = "rr") -> float 
 
 def parse_data_option(text: str) -> Any:
     """``NAME[:key=value,...]`` (values in TOML syntax) -> a DatasetSpec."""
+    from panfw.config.recipe import DatasetSpec, parse_value
     from panfw.errors import UserError
-    from panfw.recipe import DatasetSpec, parse_value
 
     name, _, rest = text.partition(":")
     options: dict = {}
@@ -123,14 +123,14 @@ def score(spec: str, data: list[Any] | None = None, *, root: str = "", rr_metric
     from pathlib import Path
 
     import panfw
+    from panfw.config.recipe import EvalSpec, structure
     from panfw.describe import measure_flops
-    from panfw.engine.checkpoint import load_model
     from panfw.engine.data import build_test_sets
     from panfw.engine.distributed import pick_device
     from panfw.engine.trainer import FIGURE_SIZE, baseline_cost, baseline_model
     from panfw.errors import UserError
-    from panfw.recipe import EvalSpec, structure
-    from panfw.report import metric_table, rows_of, write_results
+    from panfw.evaluation.report import metric_table, rows_of, write_results
+    from panfw.io.checkpoint import load_model
 
     dev = pick_device(device)
     p = Path(spec)

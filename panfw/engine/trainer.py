@@ -20,13 +20,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from panfw.config.recipe import Recipe
 from panfw.engine import distributed as D
-from panfw.engine.checkpoint import build_model, rng_state, save_checkpoint, set_rng_state
 from panfw.engine.data import ResumableSampler, build_test_sets, build_train_data, collate_fn, test_specs
 from panfw.engine.evaluate import evaluate, format_scores, mean_over_sets, metric_info
 from panfw.engine.runlog import RunLog
 from panfw.errors import DataError, UserError
-from panfw.recipe import Recipe
+from panfw.io.checkpoint import build_model, rng_state, save_checkpoint, set_rng_state
 
 FIGURE_SIZE = 128  # PAN size at which FLOPs are measured, as the paper's tables (128 x 128)
 
@@ -554,7 +554,7 @@ class Trainer:
             "metrics": self.metrics_meta, "best_metric": r.eval.best, "best": dict(self.best),
             "final": final, "baselines": baselines,
         }
-        from panfw.report import write_results
+        from panfw.evaluation.report import write_results
 
         write_results(self.run_dir, results, shown)
         log.echo(f"done: {self.run_dir / 'report.md'}")

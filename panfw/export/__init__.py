@@ -75,7 +75,7 @@ def resolve_model(spec: str | Path | nn.Module, bands: int | None = None,
                   ratio: int | None = None) -> tuple[nn.Module, dict]:
     """The model for a checkpoint, run directory or registered name, and what is known about it:
     ``{"name", "options", "source", "data": {sensor, bands, ratio, bit_depth}}``."""
-    from panfw.engine.checkpoint import build_model, load_model
+    from panfw.io.checkpoint import build_model, load_model
 
     if isinstance(spec, nn.Module):
         info = {"name": type(spec).__name__, "options": {}, "source": "<module>", "data": {}}

@@ -99,7 +99,7 @@ def show_cmd(kind: str, name: str, bands: int, size: int) -> None:
 @click.option("-s", "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key.")
 def validate_cmd(recipe: str, overrides: tuple[str, ...]) -> None:
     """Validate a recipe and print it resolved (extends and overrides applied)."""
-    from panfw.recipe import load_recipe
+    from panfw.config.recipe import load_recipe
 
     r = load_recipe(recipe, list(overrides))
     click.echo(r.to_toml().rstrip())
@@ -120,12 +120,12 @@ def run_cmd(recipe: str | None, overrides: tuple[str, ...], resume: str | None) 
     run(recipe, list(overrides), resume=resume)
 
 
-from panfw.commands.deploy import export_cmd, fuse_cmd  # noqa: E402
+from panfw.cli.deploy import export_cmd, fuse_cmd  # noqa: E402
 
 cli.add_command(export_cmd)
 cli.add_command(fuse_cmd)
 
-from panfw.commands.eval import eval_cmd  # noqa: E402
+from panfw.cli.eval import eval_cmd  # noqa: E402
 
 cli.add_command(eval_cmd)
 

@@ -1,0 +1,1 @@
+"""Recipes: TOML in, a validated attrs object out (extends chains, ``-s`` overrides, sweeps)."""
