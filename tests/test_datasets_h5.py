@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import panfw
+from panfw.data import collate, mix
 from panfw.errors import DataError, UserError
-from panfw_datasets import collate, mix
 from panfw_datasets.h5 import PanCollectionH5, check_root, inspect_file
 
 

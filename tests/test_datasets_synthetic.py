@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import panfw
+from panfw.data import collate, mix
 from panfw.errors import UserError
 from panfw.ops import interp23tap
-from panfw_datasets import collate, mix
 from panfw_datasets.synthetic import SYNTH_SENSORS, SyntheticDataset
 
 

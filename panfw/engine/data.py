@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from panfw.config.recipe import DatasetSpec, Recipe
+from panfw.data import collate, mix
 from panfw.errors import DataError, UserError
 
 
@@ -42,15 +43,8 @@ def data_info(ds: Any) -> dict:
 
 
 def collate_fn() -> Any:
-    """The datasets plugin's collate (it keeps "sensor" a list of str), else torch's default."""
-    try:
-        from panfw_datasets import collate  # type: ignore[attr-defined]
-
-        return collate
-    except ImportError:
-        from torch.utils.data import default_collate
-
-        return default_collate
+    """The core collate (it keeps "sensor" a list of str)."""
+    return collate
 
 
 @attrs.define
@@ -90,19 +84,6 @@ def build_train_data(recipe: Recipe, seed: int) -> TrainData:
         dataset = _cached(dataset)
     return TrainData(dataset=dataset, parts=parts, infos=infos, bands=bands.pop(), ratio=ratios.pop(),
                      sensors=[i["sensor"] for i in infos])
-
-
-def mix(parts: list[Any], mode: str, seed: int) -> Any:
-    """All-in-one mixing by the datasets plugin (concat or balanced), else a plain concatenation."""
-    if len(parts) == 1 and mode == "concat":
-        return parts[0]
-    try:
-        from panfw_datasets import mix as _mix  # type: ignore[attr-defined]
-    except ImportError:
-        if mode != "concat":
-            raise UserError(f"data.mixing = {mode!r} needs the datasets plugin (panfw_datasets)") from None
-        return torch.utils.data.ConcatDataset(parts)
-    return _mix(parts, mode, seed)
 
 
 class _cached(Dataset):

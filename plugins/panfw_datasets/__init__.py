@@ -1,13 +1,13 @@
-"""panfw bundled plugin: datasets (PanCollection h5, TIFF folders, synthetic), all-in-one mixing and
-the ``panfw data`` commands.
+"""panfw bundled plugin: datasets (PanCollection h5, TIFF folders, synthetic) and the ``panfw data`` commands.
 
-Public helpers for the engine: ``mix(datasets, mode, seed)``, ``collate(batch)``.
+``mix``, ``collate`` and ``MixedDataset`` are core services (``panfw.data``), re-exported here for
+code that imported them from this plugin.
 """
 
 import panfw
+from panfw.data import MixedDataset, collate, mix
 from panfw_datasets.h5 import DATASETS as H5_DATASETS
 from panfw_datasets.h5 import PanCollectionH5
-from panfw_datasets.mixing import MixedDataset, collate, mix
 from panfw_datasets.synthetic import SyntheticDataset
 
 __all__ = ["mix", "collate", "MixedDataset", "PanCollectionH5", "SyntheticDataset"]

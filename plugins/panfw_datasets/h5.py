@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from panfw.data import data_root
 from panfw.errors import DataError, UserError
 from panfw.sensors import Sensor, get_sensor
 from panfw_datasets.common import band_indices, check_split, select
@@ -39,14 +40,6 @@ BROKEN = {"train_wv2_15084.h5": "168 MB cannot hold 15084 samples (about 8.6 GB)
 SOURCES = ("Hugging Face: https://huggingface.co/datasets/elsting/PanCollection ; "
            "upstream: https://github.com/liangjiandeng/PanCollection (links to the h5 files)")
 KEYS = ("gt", "lms", "ms", "pan")
-
-
-def data_root(root: str | os.PathLike | None) -> Path | None:
-    """The PanCollection folder: ``root`` if given, else $PANFW_DATA, else None."""
-    if root:
-        return Path(root).expanduser()
-    env = os.environ.get("PANFW_DATA")
-    return Path(env).expanduser() if env else None
 
 
 def expected_names(sensor: str, split: str) -> list[str]:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from panfw.data import data_root
 from panfw.errors import DataError, UserError
 from panfw.ops import downsample_bicubic, interp23tap, mtf_filter, simulate_rr, upsample_bicubic
 from panfw.sensors import get_sensor
@@ -170,10 +171,9 @@ def tiff_folder(split: str, root: str | None = None, path: str | None = None, se
     (the paper: PIL-style bicubic, re-quantised) | 'mtf' (MTF + 4i+2 decimation, interp23tap),
     bands, scale (default 255 for 8-bit, the sensor's max DN for 16-bit), quantize."""
     check_split(split, "tiff_folder")
-    base = path or root or os.environ.get("PANFW_DATA")
-    if not base:
+    base = data_root(path or root)
+    if base is None:
         raise DataError("dataset 'tiff_folder': no folder; set path = \"...\" (or data.root / PANFW_DATA)")
-    base = Path(base).expanduser()
     if not base.is_dir():
         raise DataError(f"dataset 'tiff_folder': folder {str(base)!r} does not exist")
     return TiffFolder(resolve_folder(base, split), split, sensor=sensor, lr=lr, bands=bands, scale=scale,

@@ -1,4 +1,4 @@
-"""All-in-one mixing of several datasets (concatenated, or balanced per sensor) and the collate."""
+"""All-in-one mixing of several datasets: concatenated, or balanced per sensor."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset
 
 from panfw.errors import DataError, UserError
 
@@ -90,29 +90,10 @@ class MixedDataset(Dataset):
         return f"MixedDataset({self.mode}, {len(self)} items, {self.counts()})"
 
 
-def mix(datasets: Sequence[Any], mode: str = "concat", seed: int = 0) -> MixedDataset:
+def mix(datasets: Sequence[Any], mode: str = "concat", seed: int = 0) -> Any:
     """All-in-one training set: ``concat`` (every sample once; the paper's way, shuffled by the loader)
-    or ``balanced`` (equal draws per sensor). Different band counts are a DataError."""
+    or ``balanced`` (equal draws per sensor). One dataset in ``concat`` mode is returned as it is.
+    Different band counts or ratios are a DataError."""
+    if len(datasets) == 1 and mode == "concat":
+        return datasets[0]
     return MixedDataset(datasets, mode, seed)
-
-
-def collate(batch: Sequence[dict]) -> dict:
-    """Stack a list of samples: tensors to (B, ...), ``sensor`` (and other strings) to a list of str."""
-    if not batch:
-        raise DataError("empty batch")
-    out: dict[str, Any] = {}
-    for key in batch[0]:
-        values = [b[key] for b in batch]
-        if isinstance(values[0], torch.Tensor):
-            shapes = {tuple(v.shape) for v in values}
-            if len(shapes) > 1:
-                sensors = sorted({str(b.get("sensor", "?")) for b in batch})
-                raise DataError(f"cannot batch key {key!r}: samples have shapes {sorted(shapes)} (sensors "
-                                f"{', '.join(sensors)}); use patches of one size and the same bands in every "
-                                "dataset of a batch")
-            out[key] = torch.stack(values)
-        elif isinstance(values[0], str):
-            out[key] = [str(v) for v in values]
-        else:
-            out[key] = default_collate(values)
-    return out
