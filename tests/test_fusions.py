@@ -9,7 +9,7 @@ from torch.export import Dim, export
 
 import panfw
 from panfw.describe import count_parameters
-from panfw_pantiny.pantiny import match_pan
+from panfw.layers import resize_to
 
 # (name, dim, parameters): the reference code's module sizes
 FUSIONS = [
@@ -75,12 +75,12 @@ def test_refine_contract(name, _):
     assert panfw.create("refines", name, 28)(x).shape == x.shape
 
 
-def test_match_pan_is_identity_at_equal_size_and_bilinear_otherwise():
+def test_resize_to_is_identity_at_equal_size_and_bilinear_otherwise():
     pan, feat = torch.rand(1, 1, 8, 6), torch.zeros(1, 4, 8, 6)
-    assert match_pan(pan, feat) is pan
+    assert resize_to(pan, feat) is pan
     small = torch.zeros(1, 4, 4, 3)
     expected = nn.functional.interpolate(pan, size=(4, 3), mode="bilinear", align_corners=False)
-    torch.testing.assert_close(match_pan(pan, small), expected)
+    torch.testing.assert_close(resize_to(pan, small), expected)
 
 
 def test_deepfusion_layers_option():

@@ -12,7 +12,7 @@ from torch.export import Dim, export
 import panfw
 from panfw.describe import count_parameters, describe
 from panfw.errors import RegistryError
-from panfw_pantiny.pantiny import ChannelAttention, TransformerBlock, channel_attention
+from panfw.layers import ChannelAttention, TransformerBlock, channel_attention
 
 # (model, options, parameters at 4 bands): the reference code's counts
 PARAMS = [

@@ -9,14 +9,16 @@ features. Five layers at dim 28 hold 46,210 parameters (PanTiny Big with it: 113
 from __future__ import annotations
 
 import torch
-from timm.layers import LayerNorm2d
 from torch import nn
 
-from panfw_pantiny.pantiny import channel_attention, conv1x1, conv3x3, match_pan
+from panfw.layers import LayerNorm2d, channel_attention, conv1x1, conv3x3, resize_to
 
 
 class CrossAttention(nn.Module):
     """One DeepFusion layer: feat + LN(proj(attention(q(feat), k(PAN), v(PAN))))."""
+
+    # FP16 only: the L2 norm over H*W pixels overflows FP16 on large images (as in ChannelAttention)
+    keep_fp32 = ("fp16",)
 
     def __init__(self, dim: int, pan_channels: int = 1, heads: int = 2) -> None:
         super().__init__()
@@ -41,7 +43,7 @@ class DeepFusion(nn.Module):
         self.layers = nn.ModuleList(CrossAttention(dim, pan_channels, heads) for _ in range(layers))
 
     def forward(self, feat: torch.Tensor, pan: torch.Tensor) -> torch.Tensor:
-        pan = match_pan(pan, feat)
+        pan = resize_to(pan, feat)
         for layer in self.layers:
             feat = layer(feat, pan)
         return feat

@@ -6,8 +6,8 @@ from panfw_pantiny.pantiny import FUSIONS, MODELS, REFINES
 
 @panfw.hookimpl
 def register_models(register):
-    for name, factory in MODELS.items():
-        register(name, factory)
+    for name, (factory, meta) in MODELS.items():
+        register(name, factory, **meta)
 
 
 @panfw.hookimpl

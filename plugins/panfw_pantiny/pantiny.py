@@ -1,10 +1,10 @@
 """PanTiny (Zhang, He et al., "Rethinking Pan-sharpening: A New Training Process for Full-Resolution
 Generalization"): a Restormer-style transformer with one PAN fusion stage.
 
-The blocks come first, in the order the data flows; then the fusion and refine blocks (registered by
-name, so a model takes any of them, a third-party one included); then the two model classes and one
-short factory per variant. Parameter counts at 4 bands: Small 48,269, Big 81,744, Large 172,352,
-Huge 195,912 (the reference code's counts, exactly).
+The building blocks are ``panfw.layers``; here come the fusion and refine blocks (registered by name,
+so a model takes any of them, a third-party one included), then the two model classes and one short
+factory per variant with its registration metadata. Parameter counts at 4 bands: Small 48,269,
+Big 81,744, Large 172,352, Huge 195,912 (the reference code's counts, exactly).
 
 Every convolution is bias-free except Small's gate and the ``channel_attention`` refine head, as in
 the reference code.
@@ -13,83 +13,22 @@ the reference code.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from timm.layers import LayerNorm2d
 from torch import nn
 
 import panfw
+from panfw.layers import (
+    ChannelAttention,
+    GatedFeedForward,
+    SqueezeExcite,
+    TransformerBlock,
+    conv1x1,
+    conv3x3,
+    resize_to,
+)
 
-
-def conv1x1(cin: int, cout: int, bias: bool = False) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, 1, bias=bias)
-
-
-def conv3x3(cin: int, cout: int, bias: bool = False, groups: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, 3, padding=1, bias=bias, groups=groups)
-
-
-def match_pan(pan: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
-    """PAN bilinearly resized (align_corners=False) onto the feature grid, unchanged when it is already
-    there. The test is on the shapes' symbols, so torch.export keeps H and W dynamic."""
-    if pan.shape[-2:] == feat.shape[-2:]:
-        return pan
-    return F.interpolate(pan, size=feat.shape[-2:], mode="bilinear", align_corners=False)
-
-
-def channel_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
-                      temperature: torch.Tensor) -> torch.Tensor:
-    """Restormer's transposed attention: per head, a (C/heads x C/heads) map between channels of q and
-    k (each L2-normalised over the pixels, scaled by a learnable temperature, no 1/sqrt(d)), applied to v."""
-    hw = v.shape[-2:]
-    q, k, v = (t.flatten(2).unflatten(1, (heads, -1)) for t in (q, k, v))  # (B, heads, C/heads, HW)
-    q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
-    attn = ((q @ k.transpose(-2, -1)) * temperature).softmax(dim=-1)
-    return (attn @ v).flatten(1, 2).unflatten(-1, hw)
-
-
-class ChannelAttention(nn.Module):
-    """MDTA: 1x1 to q,k,v, 3x3 depth-wise, channel attention with a learnable temperature, 1x1 out."""
-
-    def __init__(self, dim: int, heads: int, in_dim: int | None = None) -> None:
-        super().__init__()
-        self.heads = heads
-        self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
-        self.qkv = conv1x1(in_dim or dim, 3 * dim)
-        self.qkv_dwconv = conv3x3(3 * dim, 3 * dim, groups=3 * dim)
-        self.project_out = conv1x1(dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q, k, v = self.qkv_dwconv(self.qkv(x)).chunk(3, dim=1)
-        return self.project_out(channel_attention(q, k, v, self.heads, self.temperature))
-
-
-class GatedDconvFeedForward(nn.Module):
-    """GDFN: 1x1 to 2 x hidden, 3x3 depth-wise, GELU(x1) * x2, 1x1 back."""
-
-    def __init__(self, dim: int, hidden: int, out_dim: int | None = None) -> None:
-        super().__init__()
-        self.project_in = conv1x1(dim, 2 * hidden)
-        self.dwconv = conv3x3(2 * hidden, 2 * hidden, groups=2 * hidden)
-        self.project_out = conv1x1(hidden, out_dim or dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x1, x2 = self.dwconv(self.project_in(x)).chunk(2, dim=1)
-        return self.project_out(F.gelu(x1) * x2)
-
-
-class TransformerBlock(nn.Module):
-    """Pre-norm Restormer block: x + Attn(LN(x)), then x + FFN(LN(x))."""
-
-    def __init__(self, dim: int, heads: int, ffn_factor: float) -> None:
-        super().__init__()
-        self.norm1 = LayerNorm2d(dim, eps=1e-5)
-        self.attn = ChannelAttention(dim, heads)
-        self.norm2 = LayerNorm2d(dim, eps=1e-5)
-        self.ffn = GatedDconvFeedForward(dim, int(dim * ffn_factor))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.ffn(self.norm2(x))
+PAPER = ("R. Zhang, X. He et al., \"Rethinking Pan-sharpening: A New Training Process for "
+         "Full-Resolution Generalization\"")
+CODE = "https://github.com/Zirconium233/PanTiny"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -104,7 +43,7 @@ class ConcatFusion(nn.Module):
         self.body = body
 
     def forward(self, feat: torch.Tensor, pan: torch.Tensor) -> torch.Tensor:
-        return self.body(torch.cat([feat, match_pan(pan, feat)], dim=1))
+        return self.body(torch.cat([feat, resize_to(pan, feat)], dim=1))
 
 
 class AttentionGateFusion(nn.Module):
@@ -118,7 +57,7 @@ class AttentionGateFusion(nn.Module):
         self.proj = conv1x1(cin, dim)
 
     def forward(self, feat: torch.Tensor, pan: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([feat, match_pan(pan, feat)], dim=1)
+        x = torch.cat([feat, resize_to(pan, feat)], dim=1)
         w = self.gate(x)
         return self.proj(x) * w + feat * (1 - w)
 
@@ -141,7 +80,7 @@ def channel_attention_fusion(dim: int, pan_channels: int = 1, heads: int = 2) ->
 
 def gated_conv_fusion(dim: int, pan_channels: int = 1) -> nn.Module:
     """Gated conv: concat PAN, 1x1 to 2 x dim, 3x3 depth-wise, GELU gate, 1x1."""
-    return ConcatFusion(GatedDconvFeedForward(dim + pan_channels, dim, out_dim=dim))
+    return ConcatFusion(GatedFeedForward(dim + pan_channels, dim, out_dim=dim))
 
 
 def attention_gate_fusion(dim: int, pan_channels: int = 1, hidden: int = 8) -> nn.Module:
@@ -163,17 +102,15 @@ class ChannelAttentionRefine(nn.Module):
 
     def __init__(self, dim: int, reduction: int = 4) -> None:
         super().__init__()
+        # built in this order (conv_in first) so a seed gives the reference initialisation
         self.conv_in = conv3x3(dim, dim, bias=True)
         self.res = nn.Sequential(conv3x3(dim, dim, bias=True), nn.ReLU(inplace=True),
                                  conv3x3(dim, dim, bias=True))
-        self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), conv1x1(dim, dim // reduction, bias=True),
-                                  nn.ReLU(inplace=True), conv1x1(dim // reduction, dim, bias=True),
-                                  nn.Sigmoid())
+        self.gate = SqueezeExcite(dim, reduction)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv_in(x)
-        r = self.res(x)
-        return r * self.gate(r) + x
+        return x + self.gate(self.res(x))
 
 
 def conv_refine(dim: int) -> nn.Module:
@@ -264,5 +201,11 @@ def pantiny_huge(bands: int = 4, fusion: str = "enhanced_conv", refine: str = "c
                    fusion_options=fusion_options, refine_options=refine_options)
 
 
-MODELS = {"pantiny_small": pantiny_small, "pantiny_big": pantiny_big, "pantiny_large": pantiny_large,
-          "pantiny_huge": pantiny_huge}
+# name -> (factory, registration metadata); the counts are the reference code's, at 4 bands
+_META = {"fixed_bands": None, "exportable": True, "family": "pantiny", "paper": PAPER, "code": CODE}
+MODELS = {
+    "pantiny_small": (pantiny_small, {**_META, "reference_params": 48_269}),
+    "pantiny_big": (pantiny_big, {**_META, "reference_params": 81_744}),
+    "pantiny_large": (pantiny_large, {**_META, "reference_params": 172_352}),
+    "pantiny_huge": (pantiny_huge, {**_META, "reference_params": 195_912}),
+}
