@@ -63,10 +63,13 @@ SENSORS: dict[str, Sensor] = {
         # GF2 is not in the toolbox's tables: it falls back to the generic gains (0.30, PAN 0.15)
         Sensor("gf2", "GaoFen-2", _BGRN, 10, 4, (0.30,) * 4, 0.15),
         Sensor("generic", "generic sensor (toolbox 'none')", _BGRN, 11, 4, (0.30,) * 4, 0.15),
+        # held-out simulated sensor (panfw adapt's benchmark): blurrier MS, sharper PAN, 12-bit; its
+        # gains are chosen unlike WV2/WV3/GF2, not taken from a Jilin-1 specification
+        Sensor("jl1", "Jilin-1-like (simulated)", _BGRN, 12, 4, (0.22, 0.22, 0.20, 0.18), 0.24),
     ]
 }
 _ALIASES = {"worldview3": "wv3", "worldview2": "wv2", "quickbird": "qb", "geoeye": "geoeye1",
-            "ge1": "geoeye1", "none": "generic", "gaofen2": "gf2", "wv4": "geoeye1"}
+            "ge1": "geoeye1", "none": "generic", "jilin1": "jl1", "gaofen2": "gf2", "wv4": "geoeye1"}
 
 
 def get_sensor(name: str | Sensor) -> Sensor:

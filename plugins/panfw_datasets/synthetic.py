@@ -71,6 +71,8 @@ SYNTH_SENSORS = {
                        (447, 808), noise_ms=0.002, noise_pan=0.0025),
     "gf2": SynthSensor("gf2", (485, 555, 660, 830), (70, 70, 60, 120), (450, 900), noise_ms=0.002),
     "qb": SynthSensor("qb", (485, 560, 660, 830), (70, 80, 60, 140), (450, 900)),
+    # held-out sensor for panfw adapt: a visible-only PAN (no NIR) and other band shapes
+    "jl1": SynthSensor("jl1", (490, 550, 650, 810), (50, 50, 40, 90), (500, 700), noise_ms=0.002),
 }
 
 SPLIT_CODE = {"train": 1, "valid": 2, "test_rr": 3, "test_fr": 4}
