@@ -1,0 +1,173 @@
+"""PanTiny Small and Big: panfw against the reference-style implementation, in one run.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_pantiny.py --threads 1
+    .venv/bin/python benchmarks/bench_pantiny.py --what infer --size 512 --repeats 5 --threads 2
+
+Inference: one forward of a (1, 4, S, S) scene under ``torch.inference_mode`` (default S = 512).
+Training: one step = forward + the released loss 3 L1 + 4 (1 - SSIM) + backward + Adam, batch 16
+on 64x64 patches (panfw: its registered losses; reference: the pytorch-ssim style loss of
+``ref_pantiny.RefLoss``). Both implementations carry the same weights; the script checks their
+outputs agree (relative max deviation) before timing. The timed calls alternate between the
+implementations within each repeat, so machine load hits both alike; the table gives medians
+(min-max) and the ratio of medians, with the load average before and after.
+
+``--impls``: ``ref`` (benchmarks/ref_pantiny.py), ``panfw`` (the registered model, eager), and
+``rt:NAME`` for any registered runtime (``panfw.create("runtimes", NAME, model)``), e.g.
+``rt:torch_channels_last`` or ``rt:onnxruntime`` (inference only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ref_pantiny  # noqa: E402
+
+import panfw  # noqa: E402
+
+
+def make_batch(batch: int, size: int, bands: int = 4, ratio: int = 4, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    gt = torch.rand(batch, bands, size, size, generator=g)
+    ms = torch.nn.functional.avg_pool2d(gt, ratio)
+    lms = torch.nn.functional.interpolate(ms, size=(size, size), mode="bicubic", align_corners=False)
+    pan = gt.mean(1, keepdim=True)
+    return lms, pan, ms, gt
+
+
+def build(name: str, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """panfw's model and the reference-style one with the same weights (norms and temperatures
+    perturbed away from their 1/0 init so a wrong norm or scale would show)."""
+    torch.manual_seed(seed)
+    model = panfw.create_model(name, bands=4)
+    with torch.no_grad():
+        for key, p in model.named_parameters():
+            if "norm" in key or "temperature" in key:
+                p.add_(0.2 * torch.randn_like(p))
+    return model, ref_pantiny.load_panfw(name, model.state_dict())
+
+
+def loadavg() -> str:
+    return "/".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def inference_callables(name: str, impls: list[str], size: int) -> tuple[dict, tuple]:
+    model, ref = build(name)
+    model.eval(), ref.eval()
+    lms, pan, ms, _ = make_batch(1, size)
+    fns = {}
+    for impl in impls:
+        if impl == "ref":
+            fns[impl] = ref
+        elif impl == "panfw":
+            fns[impl] = model
+        elif impl.startswith("rt:"):
+            fns[impl] = panfw.create("runtimes", impl[3:], model, device="cpu")
+        else:
+            raise SystemExit(f"unknown --impls entry {impl!r}; accepted: ref, panfw, rt:NAME")
+    return fns, (lms, pan, ms)
+
+
+def bench_inference(name: str, impls: list[str], size: int, repeats: int) -> dict:
+    fns, args = inference_callables(name, impls, size)
+    outs, times = {}, {k: [] for k in fns}
+    with torch.inference_mode():
+        for impl, fn in fns.items():  # warm-up (kernel selection, graph builds) and the output check
+            outs[impl] = fn(*args)
+        for r in range(repeats):
+            order = list(fns) if r % 2 == 0 else list(fns)[::-1]
+            for impl in order:
+                t = time.perf_counter()
+                fns[impl](*args)
+                times[impl].append(time.perf_counter() - t)
+    base = outs["panfw"] if "panfw" in outs else next(iter(outs.values()))
+    dev = {k: ((o - base).abs().max() / base.abs().max()).item() for k, o in outs.items()}
+    return {"times": times, "dev": dev}
+
+
+def bench_train(name: str, impls: list[str], batch: int, size: int, repeats: int, warmup: int) -> dict:
+    model, ref = build(name)
+    l1, ssim = panfw.create("losses", "l1"), panfw.create("losses", "ssim")
+
+    def panfw_loss(pred, gt):
+        return 3 * l1(pred, gt) + 4 * ssim(pred, gt)
+
+    nets = {"panfw": (model, panfw_loss), "ref": (ref, ref_pantiny.RefLoss(4))}
+    lms, pan, ms, gt = make_batch(batch, size)
+    steps = {}
+    for impl in impls:
+        if impl not in nets:
+            continue  # runtimes are inference-only
+        net, loss_fn = nets[impl]
+        opt = torch.optim.Adam(net.parameters(), lr=5e-4, weight_decay=1e-4)
+
+        def step(net=net, loss_fn=loss_fn, opt=opt) -> float:
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(net(lms, pan, ms), gt)
+            loss.backward()
+            opt.step()
+            return loss.item()
+
+        steps[impl] = step
+    losses = {k: s() for k, s in steps.items()}  # first step: same weights, so the same loss
+    for _ in range(warmup - 1):
+        for s in steps.values():
+            s()
+    times = {k: [] for k in steps}
+    for r in range(repeats):
+        order = list(steps) if r % 2 == 0 else list(steps)[::-1]
+        for impl in order:
+            t = time.perf_counter()
+            steps[impl]()
+            times[impl].append(time.perf_counter() - t)
+    base = losses.get("panfw", next(iter(losses.values())))
+    return {"times": times, "dev": {k: abs(v - base) / abs(base) for k, v in losses.items()}}
+
+
+def report(title: str, name: str, res: dict, unit: str) -> None:
+    times = res["times"]
+    ref_med = statistics.median(times["ref"]) if "ref" in times else None
+    for impl, ts in times.items():
+        med = statistics.median(ts)
+        ratio = f"{ref_med / med:.2f}x" if ref_med else "-"
+        print(f"| {title} | {name} | {impl} | {med:.3f} ({min(ts):.3f}-{max(ts):.3f}) {unit} | {ratio} | "
+              f"{res['dev'][impl]:.1e} | {loadavg()} |", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--what", default="infer,train")
+    ap.add_argument("--models", default="pantiny_small,pantiny_big")
+    ap.add_argument("--impls", default="ref,panfw")
+    ap.add_argument("--size", type=int, default=512, help="inference scene size (PAN pixels)")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--train-size", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=2, help="untimed training steps first")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    impls = args.impls.split(",")
+    print(f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} thread(s), "
+          f"{args.repeats} repeats; load before {loadavg()}\n")
+    print("| what | model | impl | median (min-max) | ref / impl | deviation vs panfw | load 1/5/15 |")
+    print("|---|---|---|---:|---:|---:|---|")
+    for name in args.models.split(","):
+        if "infer" in args.what:
+            res = bench_inference(name, impls, args.size, args.repeats)
+            report(f"forward {args.size}²", name, res, "s")
+        if "train" in args.what:
+            res = bench_train(name, impls, args.batch, args.train_size, args.repeats, args.warmup)
+            report(f"train b{args.batch} {args.train_size}²", name, res, "s/step")
+
+
+if __name__ == "__main__":
+    main()
