@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from panfw.errors import UserError
+from panfw.ops.bands import select_bands
 from panfw.ops.tiling import RowBlender, tile_starts, tile_weight
 
 BACKENDS = ("torch", "onnx", "trt")
@@ -104,27 +105,9 @@ def _crs(crs: Any) -> str:
 
 def parse_bands(value: str | Sequence[int] | None, available: int, sensor: Any = None,
                 where: str = "MS") -> list[int] | None:
-    """``--bands``: 1-based band numbers as in GDAL ("2,3,5,7") or "bgrn" (the sensor's B, G, R, NIR)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str) and value.strip().lower() == "bgrn":
-        if sensor is None or sensor.bgrn is None:
-            raise UserError("--bands bgrn needs an 8-band sensor (--sensor wv3/wv2, or a checkpoint trained "
-                            "on one); otherwise give 1-based band numbers, e.g. --bands 2,3,5,7")
-        picks = [i + 1 for i in sensor.bgrn]
-    elif isinstance(value, str):
-        try:
-            picks = [int(v) for v in value.replace(" ", "").split(",") if v]
-        except ValueError:
-            raise UserError(f"--bands {value!r}: give 1-based band numbers separated by commas "
-                            "(e.g. 2,3,5,7) or 'bgrn'") from None
-    else:
-        picks = [int(v) for v in value]
-    bad = [b for b in picks if not 1 <= b <= available]
-    if bad or not picks:
-        raise UserError(f"--bands {value}: {where} has bands 1..{available} (1-based, as in GDAL); "
-                        f"{bad or 'none'} out of range")
-    return picks
+    """``--bands`` as 1-based band numbers for rasterio ("2,3,5,7" as in GDAL, or "bgrn")."""
+    picks = select_bands(value, available, sensor, one_based=True, where=f"{where}: --")
+    return None if picks is None else [i + 1 for i in picks]
 
 
 # ---- model runners -------------------------------------------------------------------------------

@@ -43,13 +43,6 @@ class Sensor:
             return self.mtf_ms[:n]
         return (self.mtf_ms[0],) * n
 
-    def select_bgrn(self) -> Sensor:
-        """The 4-band (B, G, R, NIR) view of an 8-band sensor."""
-        if self.bgrn is None:
-            return self
-        return attrs.evolve(self, name=self.name, bands=tuple(self.bands[i] for i in self.bgrn),
-                            mtf_ms=tuple(self.mtf_ms[i] for i in self.bgrn), bgrn=None)
-
 
 SENSORS: dict[str, Sensor] = {
     s.name: s

@@ -18,8 +18,9 @@ from torch.utils.data import Dataset
 
 from panfw.data import data_root
 from panfw.errors import DataError, UserError
+from panfw.ops.bands import select_bands
 from panfw.sensors import Sensor, get_sensor
-from panfw_datasets.common import band_indices, check_split, select
+from panfw_datasets.common import as_tuple, check_split, select
 
 # split -> file-name patterns ({s} = sensor); upstream names first, then the Hugging Face names
 FILE_PATTERNS = {
@@ -160,7 +161,7 @@ class PanCollectionH5(Dataset):
         self.ratio = spec.ratio
         self.scale = float(spec.max_dn)
         self._spec = spec
-        self.band_indices = band_indices(bands, spec, where=f"dataset {self.name!r}: ")
+        self.band_indices = as_tuple(select_bands(bands, spec.n_bands, spec, where=f"dataset {self.name!r}: "))
         self.bands = len(self.band_indices) if self.band_indices is not None else spec.n_bands
         with _open(self.path) as f:
             layout = validate_layout(self.path, f, spec, split)

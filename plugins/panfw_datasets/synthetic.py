@@ -42,8 +42,9 @@ from torch.utils.data import Dataset
 
 from panfw.errors import UserError
 from panfw.ops import imresize, interp23tap, mtf_filter, mtf_filter_pan
+from panfw.ops.bands import select_bands
 from panfw.sensors import Sensor, get_sensor
-from panfw_datasets.common import band_indices, check_split, select
+from panfw_datasets.common import as_tuple, check_split, select
 
 LAMBDA = np.arange(400.0, 1001.0, 10.0)  # nm
 
@@ -371,7 +372,7 @@ class SyntheticDataset(Dataset):
         self.name = f"synthetic/{spec.name}"
         self.ratio = r
         self.scale = float(spec.max_dn)
-        self.band_indices = band_indices(bands, spec, where="dataset 'synthetic': ")
+        self.band_indices = as_tuple(select_bands(bands, spec.n_bands, spec, where="dataset 'synthetic': "))
         self.bands = spec.n_bands if self.band_indices is None else len(self.band_indices)
         self.cache = bool(cache)
         self._tiles: dict[int, dict[str, torch.Tensor]] = {}

@@ -26,8 +26,9 @@ from torch.utils.data import Dataset
 from panfw.data import data_root
 from panfw.errors import DataError, UserError
 from panfw.ops import downsample_bicubic, interp23tap, mtf_filter, simulate_rr, upsample_bicubic
+from panfw.ops.bands import select_bands
 from panfw.sensors import get_sensor
-from panfw_datasets.common import band_indices, check_split, select
+from panfw_datasets.common import as_tuple, check_split, select
 
 SPLIT_DIRS = {
     "train": ("train128", "train"),
@@ -104,7 +105,7 @@ class TiffFolder(Dataset):
             scale = 255.0 if m0.dtype == np.uint8 else (1.0 if m0.dtype.kind == "f" else float(spec.max_dn))
         self.scale = float(scale)
         self.n_file_bands = m0.shape[0]
-        self.band_indices = band_indices(bands, spec, n_bands=m0.shape[0], where="dataset 'tiff_folder': ")
+        self.band_indices = as_tuple(select_bands(bands, m0.shape[0], spec, where="dataset 'tiff_folder': "))
         self.bands = m0.shape[0] if self.band_indices is None else len(self.band_indices)
         self._gains = spec.gains(m0.shape[0])
 
