@@ -12,7 +12,15 @@ class RecipeError(UserError):
 
 
 class RegistryError(UserError):
-    """An unknown or duplicate name in one of the registries."""
+    """An unknown or duplicate name, or an unknown option, in one of the registries."""
+
+
+class DuplicateNameError(RegistryError):
+    """A name registered twice in one registry: ``kind``, ``name`` and both plugins are attributes."""
+
+    def __init__(self, kind: str, name: str, first: str, second: str, message: str) -> None:
+        super().__init__(message)
+        self.kind, self.name, self.first, self.second = kind, name, first, second
 
 
 class DataError(UserError):

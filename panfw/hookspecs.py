@@ -1,9 +1,11 @@
 """The panfw plugin hooks: the whole public plugin API.
 
-Each ``register_*`` hook receives ``register(name, factory, **meta)``; a plugin calls it once per
-thing it provides and returns nothing. ``meta`` may carry ``summary`` (one line; defaults to the
-first line of the factory's docstring) and ``options`` (a dict name -> default; defaults to the
-factory's keyword parameters).
+Each ``register_<kind>`` hook receives ``register(name, factory, summary=None, options=None, **meta)``;
+a plugin calls it once per thing it provides and returns nothing. ``summary`` is one line (default:
+the first line of the factory's docstring); ``options`` a dict name -> default (default: the
+factory's keyword parameters); other keywords are kept as the entry's ``meta`` (see
+docs/plugins.md for the keys each kind reads). Hooks are called through pluggy, so
+``@panfw.hookimpl(specname=..., tryfirst=..., trylast=...)`` work as pluggy documents them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ hookimpl = pluggy.HookimplMarker("panfw")
 
 @hookspec
 def register_models(register):
-    """Register models: ``factory(bands=4, **options) -> nn.Module`` with ``forward(lms, pan, ms)``."""
+    """Register models: ``factory(bands=4, **options) -> nn.Module``, ``forward(lms, pan, ms) -> hrms``."""
 
 
 @hookspec
@@ -31,7 +33,8 @@ def register_refines(register):
 
 @hookspec
 def register_losses(register):
-    """Register losses: ``factory(**options)``, ``forward(pred, target) -> scalar``."""
+    """Register loss terms: ``factory(**options)``, ``forward(pred, target)`` (or, with meta
+    ``kind="no_reference"``, ``forward(pred, ms, pan, sensor=None, ratio=None)``) ``-> scalar``."""
 
 
 @hookspec
@@ -42,6 +45,11 @@ def register_datasets(register):
 @hookspec
 def register_metrics(register):
     """Register metrics: ``factory(**options)`` returning a ``panfw.interfaces.Metric``."""
+
+
+@hookspec
+def register_runtimes(register):
+    """Register runtimes: ``factory(model_or_path, device=..., **options)`` -> ``runtime(lms, pan, ms) -> hrms``."""
 
 
 @hookspec

@@ -1,11 +1,16 @@
 """One pluggy PluginManager("panfw"): entry points loaded tolerantly, registries filled through hooks.
 
 Bundled plugins are listed under the ``panfw`` entry-point group of panfw's own distribution and are
-loaded exactly like third-party ones. Environment:
+loaded exactly like third-party ones. Every hook is called through pluggy (so ``specname``,
+``tryfirst``, ``trylast`` and ``optionalhook`` behave as pluggy documents), one plugin at a time
+(``pm.subset_hook_caller``), so each registered thing is attributed to the plugin that registered it
+and a plugin that fails is removed whole. Environment:
 
 - ``PANFW_STRICT_PLUGINS=1``: a plugin that fails to import or register is fatal (for CI and authors);
 - ``PANFW_LOAD_PLUGINS=a,b``: load only these entry points (empty string: none);
 - ``PANFW_DISABLE_PLUGINS=a,b``: skip these entry points.
+
+Two plugins registering the same name in one registry is always an error naming both.
 """
 
 from __future__ import annotations
@@ -14,16 +19,18 @@ import importlib.metadata
 import os
 import traceback
 import warnings
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
 import pluggy
 
 from panfw import hookspecs
-from panfw.errors import PluginError, RegistryError
-from panfw.registries import KINDS, Registry
+from panfw._suggest import did_you_mean
+from panfw.errors import DuplicateNameError, PluginError
+from panfw.registries import KIND_TABLE, KINDS, Registry, kind_of
 
-HOOK_OF_KIND = {kind: f"register_{kind}" for kind in KINDS}
+_SPEC_NAMES = [k.hook for k in KIND_TABLE] + ["register_commands"]
 
 
 @attrs.define
@@ -41,6 +48,14 @@ class PluginInfo:
 
 class PanfwWarning(UserWarning):
     """A plugin problem that panfw survived."""
+
+
+class _HookFailed(Exception):
+    """A plugin's hook raised; carries the hook's name and the original exception."""
+
+    def __init__(self, hook: str, exc: BaseException) -> None:
+        super().__init__(hook)
+        self.hook, self.exc = hook, exc
 
 
 def _strict() -> bool:
@@ -71,10 +86,9 @@ class PluginSystem:
             return
         self._loaded = True
         allow, block = _env_list("PANFW_LOAD_PLUGINS"), _env_list("PANFW_DISABLE_PLUGINS") or set()
+        added: list[str] = []
         for ep in sorted(importlib.metadata.entry_points(group="panfw"), key=lambda e: e.name):
-            if (allow is not None and ep.name not in allow) or ep.name in block:
-                continue
-            if ep.name in self.info:
+            if (allow is not None and ep.name not in allow) or ep.name in block or ep.name in self.info:
                 continue
             dist = getattr(ep, "dist", None)
             info = PluginInfo(name=ep.name, module=ep.value,
@@ -85,21 +99,17 @@ class PluginSystem:
             except Exception as exc:  # noqa: BLE001 - a broken plugin must not take panfw down
                 self._fail(info, f"import failed: {type(exc).__name__}: {exc}", exc)
                 continue
-            self.register(module, name=ep.name, info=info)
+            if self._add(module, ep.name, info):
+                added.append(ep.name)
+        # all plugins are known before any hook runs, so tryfirst/trylast order them across plugins
+        self._run_registration(added)
 
     def register(self, plugin: Any, name: str | None = None, info: PluginInfo | None = None) -> str:
         """Register a plugin object (module or instance with hookimpls) and run its register hooks."""
         name = name or getattr(plugin, "__name__", None) or repr(plugin)
         info = info or PluginInfo(name=name, module=getattr(plugin, "__name__", type(plugin).__name__))
-        try:
-            self.pm.register(plugin, name=name)
-        except ValueError as exc:
-            self._fail(info, f"registration failed: {exc}", exc)
-            return name
-        info.hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
-        self.info[name] = info
-        for kind in KINDS:
-            self._run_register_hook(plugin, name, kind, info)
+        if self._add(plugin, name, info):
+            self._run_registration([name])
         return name
 
     def unregister(self, name: str) -> None:
@@ -107,49 +117,91 @@ class PluginSystem:
         plugin = self.pm.get_plugin(name)
         if plugin is not None:
             self.pm.unregister(plugin)
-        info = self.info.pop(name, None)
-        if info:
-            for kind, names in info.registered.items():
-                for n in names:
-                    entry = self.registries[kind]._entries.get(n)
-                    if entry is not None and entry.plugin == name:
-                        self.registries[kind].remove(n)
+        self.info.pop(name, None)
+        for reg in self.registries.values():
+            reg.remove_plugin(name)
 
-    def _run_register_hook(self, plugin: Any, name: str, kind: str, info: PluginInfo) -> None:
-        impl = getattr(plugin, HOOK_OF_KIND[kind], None)
-        if impl is None or not hasattr(impl, "panfw_impl"):
-            return
-        added: list[str] = []
-
-        def register(reg_name: str, factory: Any, **meta: Any) -> None:
-            self.registries[kind].add(reg_name, factory, plugin=name, **meta)
-            added.append(reg_name)
-
+    def _add(self, plugin: Any, name: str, info: PluginInfo) -> bool:
+        """Hand the plugin to pluggy (which validates its hookimpls); refuse hooks panfw does not have."""
         try:
-            impl(register=register)
-        except RegistryError as exc:
-            if "registered twice" in str(exc):
-                # a duplicate is an error whatever the mode: two plugins cannot share a name
-                for n in added:
-                    self.registries[kind].remove(n)
-                self._fail(info, str(exc), exc, always_raise=True)
-            for n in added:
-                self.registries[kind].remove(n)
-            self._fail(info, f"{HOOK_OF_KIND[kind]} failed: {exc}", exc)
-            return
-        except Exception as exc:  # noqa: BLE001
-            for n in added:
-                self.registries[kind].remove(n)
-            self._fail(info, f"{HOOK_OF_KIND[kind]} failed: {type(exc).__name__}: {exc}", exc)
-            return
-        if added:
-            info.registered.setdefault(kind, []).extend(added)
+            self.pm.register(plugin, name=name)
+        except (ValueError, pluggy.PluginValidationError) as exc:
+            self._fail(info, f"registration failed: {exc}", exc)
+            return False
+        callers = self.pm.get_hookcallers(plugin) or []
+        unknown = [hc.name for hc in callers if not hc.has_spec()
+                   and any(i.plugin is plugin and not i.optionalhook for i in hc.get_hookimpls())]
+        if unknown:
+            self.pm.unregister(plugin)
+            hook = unknown[0]
+            self._fail(info, f"implements unknown hook {hook!r}{did_you_mean(hook, _SPEC_NAMES)}; "
+                             f"panfw's hooks: {', '.join(_SPEC_NAMES)}", ValueError(hook))
+            return False
+        info.hooks = sorted(hc.name for hc in callers if hc.has_spec())
+        self.info[name] = info
+        return True
+
+    def _call_order(self, hook: str, names: Iterable[str]) -> list[str]:
+        """Plugins among ``names`` implementing ``hook``, in pluggy's call order (tryfirst first)."""
+        wanted, order = set(names), []
+        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
+            if impl.plugin_name in wanted and impl.plugin_name not in order:
+                order.append(impl.plugin_name)
+        return order
+
+    def _call_one(self, hook: str, name: str, **kwargs: Any) -> None:
+        """Call ``hook`` of plugin ``name`` only (all its implementations of it, pluggy-ordered)."""
+        plugin = self.pm.get_plugin(name)
+        others = [p for p in self.pm.get_plugins() if p is not plugin]
+        try:
+            self.pm.subset_hook_caller(hook, remove_plugins=others)(**kwargs)
+        except DuplicateNameError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug is reported, not fatal
+            raise _HookFailed(hook, exc) from exc
+
+    def _register_callback(self, kind: str, plugin: str) -> Callable[..., None]:
+        registry, info = self.registries[kind], self.info[plugin]
+
+        def register(name: str, factory: Callable, **meta: Any) -> None:
+            registry.add(name, factory, plugin=plugin, **meta)
+            info.registered.setdefault(kind, []).append(name)
+
+        return register
+
+    def _run_registration(self, names: list[str]) -> None:
+        """Run every register hook of the plugins ``names``; a plugin whose hook fails is removed whole."""
+        failed: set[str] = set()
+        for kind in KIND_TABLE:
+            for plugin in self._call_order(kind.hook, names):
+                if plugin in failed:
+                    continue
+                try:
+                    self._call_one(kind.hook, plugin, register=self._register_callback(kind.name, plugin))
+                except DuplicateNameError as exc:
+                    info = self.info[plugin]
+                    self._remove_failed(plugin)
+                    # two plugins cannot share a name, whatever the mode
+                    self._fail(info, str(exc), exc, always_raise=True)
+                except _HookFailed as fail:
+                    failed.add(plugin)
+                    info = self.info[plugin]
+                    self._remove_failed(plugin)
+                    self._fail(info, f"{fail.hook} failed: {type(fail.exc).__name__}: {fail.exc}", fail.exc)
+
+    def _remove_failed(self, name: str) -> None:
+        """Undo a plugin whose registration failed, keeping its info (with the error) for ``panfw plugins``."""
+        info = self.info.get(name)
+        self.unregister(name)
+        if info is not None:
+            info.registered = {}
+            self.info[name] = info
 
     def _fail(self, info: PluginInfo, message: str, exc: BaseException, always_raise: bool = False) -> None:
         info.error = message
         self.info[info.name] = info
         if always_raise:
-            raise RegistryError(message) from exc
+            raise exc
         if _strict():
             raise PluginError(f"plugin {info.name!r} ({info.module}): {message}") from exc
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
@@ -157,16 +209,17 @@ class PluginSystem:
                       PanfwWarning, stacklevel=3)
 
     def failures(self) -> list[PluginInfo]:
+        """Plugins that failed to import or register."""
         return [i for i in self.info.values() if i.error]
 
     def add_commands(self, cli: Any) -> None:
-        """Let every plugin add its commands; a failing plugin is reported, not fatal."""
-        for impl in self.pm.hook.register_commands.get_hookimpls():
+        """Let every plugin add its commands (pluggy order); a failing plugin is reported, not fatal."""
+        for name in self._call_order("register_commands", self.info):
             try:
-                impl.function(cli=cli)
-            except Exception as exc:  # noqa: BLE001
-                info = self.info.get(impl.plugin_name) or PluginInfo(name=impl.plugin_name)
-                self._fail(info, f"register_commands failed: {type(exc).__name__}: {exc}", exc)
+                self._call_one("register_commands", name, cli=cli)
+            except _HookFailed as fail:
+                self._fail(self.info[name], f"register_commands failed: {type(fail.exc).__name__}: {fail.exc}",
+                           fail.exc)
 
 
 _system: PluginSystem | None = None
@@ -176,8 +229,9 @@ def get_system() -> PluginSystem:
     """The process-wide plugin system, entry points loaded on first use."""
     global _system
     if _system is None:
-        _system = PluginSystem()
-        _system.load_entrypoints()
+        system = PluginSystem()
+        system.load_entrypoints()  # kept only once loaded: a fatal load error repeats on every use
+        _system = system
     return _system
 
 
@@ -188,10 +242,8 @@ def reset() -> None:
 
 
 def registry(kind: str) -> Registry:
-    """The registry of ``kind`` (models, fusions, refines, losses, datasets, metrics)."""
-    if kind not in KINDS:
-        raise RegistryError(f"unknown registry {kind!r}; known: {', '.join(KINDS)}")
-    return get_system().registries[kind]
+    """The registry of ``kind`` (models, fusions, refines, losses, datasets, metrics, runtimes)."""
+    return get_system().registries[kind_of(kind).name]
 
 
 def register_plugin(plugin: Any, name: str | None = None) -> str:

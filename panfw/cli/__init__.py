@@ -46,25 +46,30 @@ def cli() -> None:
     """panfw: train, evaluate, export and apply pan-sharpening models."""
 
 
+def _echo_json(data: object) -> None:
+    import json
+
+    click.echo(json.dumps(data, indent=2))
+
+
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def plugins_cmd(as_json: bool) -> None:
-    """List installed plugins: package, version, what each registered, and failures."""
+    """List installed plugins: package, version, hooks, what each registered, and failures."""
     from panfw.plugins import get_system
 
     system = get_system()
     rows = sorted(system.info.values(), key=lambda i: i.name)
     if as_json:
-        import json
-
-        click.echo(json.dumps([{"name": i.name, "module": i.module, "package": i.package,
-                                "version": i.version, "hooks": i.hooks, "registered": i.registered,
-                                "error": i.error} for i in rows], indent=2))
+        _echo_json([{"name": i.name, "module": i.module, "package": i.package, "version": i.version,
+                     "hooks": i.hooks, "registered": i.registered, "error": i.error} for i in rows])
         return
     for info in rows:
         pkg = f"{info.package} {info.version}".strip() or "(not from a package)"
         status = "FAILED" if info.error else "ok"
         click.echo(f"{info.name}  [{status}]  {pkg}  module {info.module}")
+        if info.hooks:
+            click.echo(f"    hooks: {', '.join(info.hooks)}")
         for kind, names in sorted(info.registered.items()):
             click.echo(f"    {kind}: {', '.join(names)}")
         if info.error:
@@ -72,25 +77,42 @@ def plugins_cmd(as_json: bool) -> None:
 
 
 @cli.command("list")
-@click.argument("kind", required=False, type=click.Choice(KINDS))
-def list_cmd(kind: str | None) -> None:
-    """List registered models, fusions, refines, losses, datasets or metrics."""
-    for k in [kind] if kind else KINDS:
-        reg = panfw.registry(k)
+@click.argument("kind", required=False)
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON records (name, kind, summary, plugin, options, meta; models also cost).")
+@click.option("--no-cost", is_flag=True, help="With --json: leave out the models' parameters and FLOPs.")
+def list_cmd(kind: str | None, as_json: bool, no_cost: bool) -> None:
+    """List registered models, fusions, refines, losses, datasets, metrics or runtimes (all kinds
+    when KIND is not given)."""
+    from panfw.describe import record
+    from panfw.registries import kind_of
+
+    kinds = [kind_of(kind).name] if kind else list(KINDS)
+    if as_json:
+        records = [record(e, cost=not no_cost) for k in kinds for e in panfw.registry(k)]
+        _echo_json(records)
+        return
+    for k in kinds:
         click.echo(f"{k}:")
-        for entry in reg:
+        for entry in panfw.registry(k):
             click.echo(f"  {entry.name:<24} {entry.summary}  [{entry.plugin}]")
 
 
 @cli.command("show")
 @click.argument("kind")
 @click.argument("name")
-@click.option("--bands", default=4, show_default=True, help="Band count used to build a model.")
+@click.option("--bands", type=int, default=None,
+              help="Band count used to build a model [default: the model's own].")
 @click.option("--size", default=128, show_default=True, help="PAN size for the FLOP count.")
-def show_cmd(kind: str, name: str, bands: int, size: int) -> None:
-    """Show one registered thing: summary, options, and for models parameters and FLOPs."""
-    from panfw.describe import describe
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON record.")
+def show_cmd(kind: str, name: str, bands: int | None, size: int, as_json: bool) -> None:
+    """Show one registered thing: summary, options, meta, and for models parameters and FLOPs."""
+    from panfw.describe import describe, record
+    from panfw.registries import kind_of
 
+    if as_json:
+        _echo_json(record(panfw.registry(kind_of(kind).name).get(name), bands=bands, size=size))
+        return
     click.echo(describe(kind, name, bands=bands, size=size))
 
 
