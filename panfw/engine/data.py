@@ -19,11 +19,7 @@ def create_dataset(spec: DatasetSpec, split: str, root: str = "") -> Any:
     """A registered dataset for one split; ``root`` is passed only when given and accepted."""
     import panfw
 
-    entry = panfw.registry("datasets").get(spec.name)
-    options = dict(spec.options)
-    if root and "root" not in options and ("root" in entry.options or entry.accepts_any_option):
-        options["root"] = root
-    return panfw.registry("datasets").build(spec.name, split, **options)
+    return panfw.registry("datasets").build(spec.name, split, context={"root": root or None}, **spec.options)
 
 
 def data_info(ds: Any) -> dict:

@@ -26,6 +26,7 @@ from panfw.engine.data import ResumableSampler, build_test_sets, build_train_dat
 from panfw.engine.evaluate import evaluate, format_scores, mean_over_sets, metric_info
 from panfw.engine.runlog import RunLog
 from panfw.errors import DataError, UserError
+from panfw.evaluation.cost import count_params
 from panfw.io.checkpoint import build_model, rng_state, save_checkpoint, set_rng_state
 
 FIGURE_SIZE = 128  # PAN size at which FLOPs are measured, as the paper's tables (128 x 128)
@@ -80,14 +81,7 @@ def model_options(recipe: Recipe, bands: int, sensor: str, ratio: int) -> dict:
 
     entry = panfw.registry("models").get(recipe.model.name)
     opts = dict(recipe.model.options)
-    takes = entry.options
-    if "bands" in takes or entry.accepts_any_option:
-        opts.setdefault("bands", bands)
-    if sensor and "sensor" in takes:
-        opts.setdefault("sensor", sensor)
-    if "ratio" in takes:
-        opts.setdefault("ratio", ratio)
-    return opts
+    return {**entry.context_options({"bands": bands, "sensor": sensor or None, "ratio": ratio}, opts), **opts}
 
 
 def lr_lambda(total_steps: int, warmup_steps: int, base_lr: float, min_lr: float, kind: str):
@@ -224,7 +218,7 @@ class Trainer:
         model = build_model(recipe.model.name, self.model_opts)
         if not isinstance(model, nn.Module):
             raise UserError(f"model {recipe.model.name!r} is not a torch nn.Module")
-        self.params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        self.params = count_params(model)
         self.flops = self._measure_flops(model) if self.main else None
         self.model = model.to(self.device)
         self.loss_fn = build_loss(recipe.loss.terms).to(self.device)
@@ -277,14 +271,9 @@ class Trainer:
 
     # -- helpers --------------------------------------------------------------------------------
     def _measure_flops(self, model: nn.Module) -> int | None:
-        from panfw.describe import measure_flops
+        from panfw.evaluation.cost import model_cost
 
-        try:
-            with torch.random.fork_rng(devices=[]):
-                flops = measure_flops(model, bands=self.train_data.bands, size=FIGURE_SIZE,
-                                      ratio=self.train_data.ratio)
-        except Exception:  # noqa: BLE001 - a model the FLOP counter cannot trace still trains
-            flops = None
+        flops = model_cost(model, bands=self.train_data.bands, ratio=self.train_data.ratio, size=FIGURE_SIZE)["flops"]
         model.train()
         return flops
 
@@ -585,12 +574,7 @@ def baseline_model(name: str, ts: Any) -> nn.Module:
     """A parameter-free model for one test set (built with that set's sensor, bands and ratio)."""
     import panfw
 
-    entry = panfw.registry("models").get(name)
-    opts: dict = {}
-    for key, value in (("bands", ts.bands), ("sensor", ts.sensor), ("ratio", ts.ratio)):
-        if key in entry.options or entry.accepts_any_option:
-            opts[key] = value
-    model = panfw.registry("models").build(name, **opts)
+    model = panfw.registry("models").build(name, context={"bands": ts.bands, "sensor": ts.sensor, "ratio": ts.ratio})
     return model.eval() if isinstance(model, nn.Module) else model
 
 
@@ -598,13 +582,7 @@ def baseline_cost(name: str, bands: int, ratio: int) -> dict:
     """Parameters and measured FLOPs of a parameter-free model (for the report's columns)."""
     from types import SimpleNamespace
 
-    from panfw.describe import measure_flops
+    from panfw.evaluation.cost import model_cost
 
     model = baseline_model(name, SimpleNamespace(bands=bands, sensor="generic", ratio=ratio))
-    params = sum(p.numel() for p in model.parameters() if p.requires_grad) if isinstance(model, nn.Module) else 0
-    try:
-        with torch.random.fork_rng(devices=[]):
-            flops = measure_flops(model, bands=bands, size=FIGURE_SIZE, ratio=ratio)
-    except Exception:  # noqa: BLE001
-        flops = None
-    return {"params": params, "flops": flops, "flops_size": FIGURE_SIZE}
+    return model_cost(model, bands=bands, ratio=ratio, size=FIGURE_SIZE)

@@ -60,43 +60,48 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
-def build_model(name: str, options: dict | None = None, bands: int | None = None) -> Any:
-    """Build a registered model with its options (adding ``bands`` when the factory takes it)."""
-    import panfw
+def _load_failure(exc: Exception) -> str:
+    """Why torch.load failed, without PyTorch's advice to retry with ``weights_only=False``: panfw
+    never loads a pickle unsafely, whatever the file."""
+    text = str(exc)
+    if "weights_only" in text or "Weights only" in text:
+        detail = next((ln.split("WeightsUnpickler error:", 1)[1].strip() for ln in text.splitlines()
+                       if "WeightsUnpickler error:" in ln), "")
+        detail = detail.split(". Please use")[0].strip() or next(
+            (ln.strip() for ln in text.splitlines()[1:] if ln.strip() and "weights_only" not in ln
+             and "Please file" not in ln and "documentation" not in ln), "")
+        return (f"it is not a weights-only file{': ' + detail if detail else ''}; panfw loads checkpoints "
+                "with weights_only=True only and never unpickles arbitrary objects, so a corrupt or "
+                "foreign file is refused: re-create it with panfw")
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(exc).__name__}: {first}"
 
-    entry = panfw.registry("models").get(name)
-    options = dict(options or {})
-    if bands is not None and ("bands" in entry.options or entry.accepts_any_option):
-        options.setdefault("bands", bands)
-    return panfw.registry("models").build(name, **options)
+
+def build_model(name: str, options: dict | None = None, bands: int | None = None) -> Any:
+    """Build a registered model with its options (``bands`` reaching factories that take it)."""
+    from panfw.io.resolve import build_registered
+
+    return build_registered(name, options, {"bands": bands} if bands is not None else None)
 
 
 def model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[Any, dict]:
     """The model stored in a checkpoint, weights loaded, in eval mode; and the checkpoint dict."""
-    state = load_checkpoint(path, map_location)
-    spec = state["model"]
-    model = build_model(spec["name"], spec.get("options", {}))
-    missing, unexpected = model.load_state_dict(spec["state_dict"], strict=False)
-    if missing or unexpected:
-        raise UserError(f"{path}: the weights do not fit model {spec['name']!r} "
-                        f"(missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]})")
-    return model.eval(), state
+    from panfw.io.resolve import resolve_model
+
+    res = resolve_model(Path(path))
+    if res.checkpoint is None:
+        raise UserError(f"{path}: not a panfw checkpoint (give a .pt file or a run directory)")
+    return res.model_or_runtime.to(map_location), res.checkpoint
 
 
 def load_model(spec: str | Path, map_location: str | torch.device = "cpu", **options: Any) -> tuple[Any, dict]:
-    """A model from a checkpoint path or a run directory, or a registered model name (untrained or
-    parameter-free); returns (model, checkpoint dict or {})."""
-    p = Path(spec)
-    if p.suffix in (".pt", ".pth") or p.is_dir() or p.is_file():
-        return model_from_checkpoint(p, map_location)
-    import panfw
+    """A model from a checkpoint, run directory, exported file or registered name (see
+    ``panfw.io.resolve``); returns (model, checkpoint dict or {})."""
+    from panfw.io.resolve import resolve_model
 
-    try:
-        panfw.registry("models").get(str(spec))
-    except UserError as exc:
-        raise UserError(f"{spec!r} is neither a checkpoint file, a run directory nor a registered "
-                        f"model: {exc}") from None
-    return build_model(str(spec), options).eval(), {}
+    res = resolve_model(spec, options=options)
+    model = res.model_or_runtime
+    return (model.to(map_location) if hasattr(model, "to") else model), (res.checkpoint or {})
 
 
 def rng_state() -> dict:
