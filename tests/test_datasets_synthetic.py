@@ -56,7 +56,22 @@ def test_full_resolution_keeps_true_hr():
     from panfw.ops import mtf_filter
 
     ref = mtf_filter(item["gt"][None].double(), "wv3", 4, decimate=True)[0].float()
-    assert (ref - item["ms"]).abs().mean() < 0.01
+    diff = item["ms"] - ref
+    # the acquired MS is panfw.ops's MTF filter and decimation of the true scene plus the sensor's
+    # noise (std 0.0015 of the range) and rounding: zero mean (3 standard errors), noise-sized spread
+    noise = SYNTH_SENSORS["wv3"].noise_ms
+    assert abs(float(diff.mean())) < 3 * noise / diff.numel() ** 0.5
+    assert 0.8 * noise < float(diff.std()) < 1.2 * noise
+
+
+def test_generation_leaves_torch_threads_alone(monkeypatch):
+    # the thread count is process-wide: a dataset changing it, even briefly, slows the training loop
+    def refuse(n):
+        raise AssertionError(f"dataset code called torch.set_num_threads({n})")
+
+    monkeypatch.setattr(torch, "set_num_threads", refuse)
+    SyntheticDataset("test_fr", sensor="gf2", n=1, size=32)[0]
+    SyntheticDataset("train", sensor="gf2", n=1, size=32)[0]
 
 
 def test_bands_and_mixing():

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from contextlib import contextmanager
 
 import attrs
 import numpy as np
@@ -260,26 +259,6 @@ def render_scene(rng: np.random.Generator, ss: SynthSensor, size: int,
     return dn[:-1], dn[-1:]
 
 
-def psf_sigma(gnyq: float, pixels_per_nyquist_cycle_half: float) -> float:
-    """Std (pixels) of the Gaussian PSF whose MTF is ``gnyq`` at the Nyquist frequency of a grid
-    ``q`` = pixels_per_nyquist_cycle_half times coarser (q = ratio for an MS band on the PAN grid)."""
-    return pixels_per_nyquist_cycle_half * math.sqrt(-2.0 * math.log(gnyq)) / math.pi
-
-
-def gaussian_psf(x: torch.Tensor, sigmas: Sequence[float], stride: int = 1) -> torch.Tensor:
-    """Separable Gaussian blur of (B,C,H,W) with one std per channel (replicate borders), returned on
-    the stride grid (rows/cols stride//2 + stride*i, as decimate())."""
-    c = x.shape[1]
-    half = max(1, math.ceil(3 * max(sigmas)))
-    t = torch.arange(-half, half + 1, dtype=x.dtype)
-    k = torch.stack([torch.exp(-t * t / (2 * sg * sg)) for sg in sigmas])
-    k = k / k.sum(1, keepdim=True)
-    off = stride // 2
-    xp = F.pad(x, (half, half, half, half), mode="replicate")[..., off:, off:]
-    y = F.conv2d(xp, k.view(c, 1, 1, -1), groups=c, stride=(1, stride))
-    return F.conv2d(y, k.view(c, 1, -1, 1), groups=c, stride=(stride, 1))
-
-
 def _noisy(x: torch.Tensor, rng: np.random.Generator, sigma: float) -> torch.Tensor:
     return x + torch.from_numpy(rng.standard_normal(x.shape, dtype=np.float32)) * sigma
 
@@ -293,17 +272,6 @@ def get_synth_sensor(name: str) -> SynthSensor:
     if key not in SYNTH_SENSORS:
         raise UserError(f"synthetic: no simulated sensor {name!r}; accepted: {', '.join(SYNTH_SENSORS)}")
     return SYNTH_SENSORS[key]
-
-
-@contextmanager
-def _one_thread():
-    """Small tensors: one intra-op thread is faster than several (and far faster on a busy CPU)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 def make_tile(sensor: str, split: str, index: int, size: int, seed: int = 0, pan_mode: str = "bicubic",
@@ -326,24 +294,24 @@ def make_tile(sensor: str, split: str, index: int, size: int, seed: int = 0, pan
     noise_rng = np.random.default_rng([int(seed), SPLIT_CODE[split], int(index), code, 99])
     r, top = s.ratio, float(s.max_dn)
     gains = s.gains(s.n_bands)
-    with _one_thread():
-        if split == "test_fr":
-            hr, pan_hr = render_scene(scene_rng, ss, size, 1.0)
-            ms = gaussian_psf(hr[None], [psf_sigma(g, r) for g in gains], r)
-            pan = gaussian_psf(pan_hr[None], [psf_sigma(s.mtf_pan, 1)])
-            ms = _noisy(ms, noise_rng, ss.noise_ms * top).round().clamp(0, top)
-            pan = _noisy(pan, noise_rng, ss.noise_pan * top).round().clamp(0, top)
-            return {"gt": hr, "ms": ms[0], "lms": interp23tap(ms, r)[0], "pan": pan[0]}
-        hr, pan_hr = render_scene(scene_rng, ss, 2 * size, r / 2)
-        gt = gaussian_psf(hr[None], [psf_sigma(g, 2) for g in gains], 2)
-        gt = _noisy(gt, noise_rng, ss.noise_ms * top).round().clamp(0, top)
-        pan2 = _noisy(pan_hr[None], noise_rng, ss.noise_pan * top / 2).clamp(0, top)
-        if pan_mode == "mtf":
-            pan_lr = mtf_filter_pan(pan2, s.mtf_pan, 2, decimate=True)
-        else:
-            pan_lr = imresize(pan2, scale=0.5)
-        ms_lr = mtf_filter(gt, gains, r, decimate=True)
-        return {"gt": gt[0], "ms": ms_lr[0], "lms": interp23tap(ms_lr, r)[0], "pan": pan_lr[0]}
+    # the sensor's MTF is the toolbox's genMTF filter (panfw.ops), as the Wald degradation uses
+    if split == "test_fr":
+        hr, pan_hr = render_scene(scene_rng, ss, size, 1.0)
+        ms = mtf_filter(hr[None], gains, r, decimate=True)
+        pan = mtf_filter_pan(pan_hr[None], s.mtf_pan, 1)  # the PAN's own MTF, at its Nyquist
+        ms = _noisy(ms, noise_rng, ss.noise_ms * top).round().clamp(0, top)
+        pan = _noisy(pan, noise_rng, ss.noise_pan * top).round().clamp(0, top)
+        return {"gt": hr, "ms": ms[0], "lms": interp23tap(ms, r)[0], "pan": pan[0]}
+    hr, pan_hr = render_scene(scene_rng, ss, 2 * size, r / 2)
+    gt = mtf_filter(hr[None], gains, 2, decimate=True)
+    gt = _noisy(gt, noise_rng, ss.noise_ms * top).round().clamp(0, top)
+    pan2 = _noisy(pan_hr[None], noise_rng, ss.noise_pan * top / 2).clamp(0, top)
+    if pan_mode == "mtf":
+        pan_lr = mtf_filter_pan(pan2, s.mtf_pan, 2, decimate=True)
+    else:
+        pan_lr = imresize(pan2, scale=0.5)
+    ms_lr = mtf_filter(gt, gains, r, decimate=True)
+    return {"gt": gt[0], "ms": ms_lr[0], "lms": interp23tap(ms_lr, r)[0], "pan": pan_lr[0]}
 
 
 class SyntheticDataset(Dataset):
