@@ -71,11 +71,20 @@ def test_indices_match_toolbox(vectors, method, case):
 
 
 def test_registered_with_summaries():
+    """Each MRA method is the classic plugin's, with its factory's one-line docstring as summary
+    (naming the method) and the registration metadata of a parameter-free model."""
     reg = panfw.registry("models")
     for name in MRA_METHODS:
-        model = panfw.create_model(name, bands=4)
-        assert not list(model.parameters()), name
-        assert reg.get(name) is not None
+        entry = reg.get(name)
+        assert entry.plugin == "classic", name
+        first_line = entry.factory.__doc__.strip().splitlines()[0]
+        assert entry.summary == first_line and len(entry.summary) > 20, name
+        head = entry.summary.split(":")[0].lower().replace("-", "_").replace(" ", "_")
+        assert head == name, (name, entry.summary)
+        assert entry.meta["reference_params"] == 0 and entry.meta["family"] == "classic", name
+        exportable = entry.meta["exportable"]
+        assert exportable is True or (isinstance(exportable, str) and "torch.export" in exportable), name
+        assert not list(panfw.create_model(name, bands=4).parameters()), name
 
 
 @pytest.mark.parametrize("method", MRA_METHODS)

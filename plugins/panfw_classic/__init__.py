@@ -3,57 +3,58 @@ the plain Brovey, GIHS, PCA and SFIM), registered as models that need no checkpo
 
 from __future__ import annotations
 
-import importlib
-
 import panfw
 
+from . import cs, mra, simple, variational
 
-def _optional(module: str):
-    """A sibling module that may not exist yet (None then); its own import errors still raise."""
-    try:
-        return importlib.import_module(f"{__name__}.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{module}":
-            raise
-        return None
+PAPER = "G. Vivone et al., \"A Critical Comparison Among Pansharpening Algorithms\" (the toolbox's methods)"
+CODE = "https://github.com/liangjiandeng/DLPan-Toolbox (Vivone's MATLAB toolbox as shipped there)"
+
+# Why torch.export (dynamic H, W) cannot take a method, as measured with torch 2.14; each names the
+# step that needs concrete sizes or data-dependent control flow.
+_MTF = ("its MTF low-pass runs as an FFT whose padded size and cached spectrum are chosen in Python "
+        "per image size, so torch.export specialises H and W")
+_IMRESIZE = ("MATLAB-style imresize builds its interpolation weights in NumPy for each concrete image "
+             "size, which torch.export cannot trace with dynamic H, W")
+_KMEANS = ("its k-means segmentation (random seeding, iterations until the labels settle) is "
+           "data-dependent control flow that torch.export cannot trace")
+_OMP = ("its joint-support orthogonal matching pursuit picks atoms by data-dependent control flow that "
+        "torch.export cannot trace")
+
+# name -> (factory, exportable, summary or None for the factory's docstring)
+METHODS = {
+    "exp": (simple.exp, True, "EXP: the upsampled MS (lms) itself, the toolbox's reference"),
+    "lms": (simple.exp, True, "Alias of exp: the upsampled MS as a no-fusion baseline"),
+    "brovey": (simple.brovey, True, None),
+    "gihs": (simple.gihs, True, None),
+    "pca": (simple.pca, True, None),
+    "sfim": (simple.sfim, True, None),
+    "bt_h": (cs.bt_h, _MTF, None),
+    "gs": (cs.gs, True, None),
+    "gsa": (cs.gsa, True, None),
+    "c_gsa": (cs.c_gsa, _KMEANS, None),
+    "bdsd": (cs.bdsd, _IMRESIZE, None),
+    "bdsd_pc": (cs.bdsd_pc, _IMRESIZE, None),
+    "pracs": (cs.pracs, _IMRESIZE, None),
+    "awlp": (mra.awlp, _IMRESIZE, None),
+    "mtf_glp": (mra.mtf_glp, _MTF, None),
+    "mtf_glp_fs": (mra.mtf_glp_fs, _MTF, None),
+    "mtf_glp_hpm": (mra.mtf_glp_hpm, _MTF, None),
+    "mtf_glp_hpm_h": (mra.mtf_glp_hpm_h, _MTF, None),
+    "mtf_glp_hpm_r": (mra.mtf_glp_hpm_r, _MTF, None),
+    "mtf_glp_cbd": (mra.mtf_glp_cbd, _MTF, None),
+    "c_mtf_glp_cbd": (mra.c_mtf_glp_cbd, _KMEANS, None),
+    "mf": (mra.mf, _IMRESIZE, None),
+    "sr_d": (mra.sr_d, _OMP, None),
+    "tv": (variational.tv, _IMRESIZE, None),
+}
 
 
 @panfw.hookimpl
 def register_models(register):
-    from . import cs, simple
-
-    # --- simple baselines and plain methods (classic-CS helper) ---
-    register("exp", simple.exp, summary="EXP: the upsampled MS (lms) itself, the toolbox's reference")
-    register("lms", simple.exp, summary="Alias of exp: the upsampled MS as a no-fusion baseline")
-    register("brovey", simple.brovey)
-    register("gihs", simple.gihs)
-    register("pca", simple.pca)
-    register("sfim", simple.sfim)
-
-    # --- component substitution (classic-CS helper) ---
-    register("bt_h", cs.bt_h)
-    register("gs", cs.gs)
-    register("gsa", cs.gsa)
-    register("c_gsa", cs.c_gsa)
-    register("bdsd", cs.bdsd)
-    register("bdsd_pc", cs.bdsd_pc)
-    register("pracs", cs.pracs)
-
-    # --- MRA methods (classic-MRA helper) ---
-    mra = _optional("mra")
-    variational = _optional("variational")
-    if mra is not None:
-        register("awlp", mra.awlp)
-        register("mtf_glp", mra.mtf_glp)
-        register("mtf_glp_fs", mra.mtf_glp_fs)
-        register("mtf_glp_hpm", mra.mtf_glp_hpm)
-        register("mtf_glp_hpm_h", mra.mtf_glp_hpm_h)
-        register("mtf_glp_hpm_r", mra.mtf_glp_hpm_r)
-        register("mtf_glp_cbd", mra.mtf_glp_cbd)
-        register("c_mtf_glp_cbd", mra.c_mtf_glp_cbd)
-        register("mf", mra.mf)
-        register("sr_d", mra.sr_d)
-    if variational is not None:
-        register("tv", variational.tv)
-    # --- end MRA methods ---
-
+    for name, (factory, exportable, summary) in METHODS.items():
+        meta = {"reference_params": 0, "fixed_bands": None, "exportable": exportable,
+                "family": "classic", "paper": PAPER, "code": CODE}
+        if summary:
+            meta["summary"] = summary
+        register(name, factory, **meta)
