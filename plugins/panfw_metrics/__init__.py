@@ -6,7 +6,7 @@ d_lambda_k, hqnr. ``panfw_metrics.functional`` holds the plain functions on DN t
 
 import panfw
 from panfw_metrics import functional
-from panfw_metrics.metrics import METRICS
+from panfw_metrics.metrics import METRICS, metric_meta
 
 __all__ = ["functional", "METRICS"]
 
@@ -14,4 +14,4 @@ __all__ = ["functional", "METRICS"]
 @panfw.hookimpl
 def register_metrics(register):
     for name, cls in METRICS.items():
-        register(name, cls, kind=cls.kind, higher_is_better=cls.higher_is_better)
+        register(name, cls, **metric_meta(cls))

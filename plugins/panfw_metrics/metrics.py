@@ -8,6 +8,7 @@ Every metric returns one float64 value per image, shape (B,), on the inputs' dev
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -39,6 +40,11 @@ class _Metric:
     name = ""
     kind = "reference"
     higher_is_better = True
+    # registry metadata the report reads: table title, decimals shown, value of a perfect fusion, unit
+    title = ""
+    decimals = 4
+    ideal = 1.0
+    unit = ""
     accepts_cache = True  # the Evaluator hands metrics scoring the same images one dict to share work
 
     def __init__(self, *, scale: Any = "sensor", threshold: bool = False, ratio: int | None = None) -> None:
@@ -153,6 +159,7 @@ class PSNR(ReferenceMetric):
     """PSNR in dB on the images as given ([0,1]: data_range 1), over all bands and pixels."""
 
     name, higher_is_better = "psnr", True
+    title, decimals, ideal, unit = "PSNR", 2, math.inf, "dB"
 
     def __init__(self, data_range: float = 1.0, cut: int = 0) -> None:
         super().__init__(cut=cut, scale=1)
@@ -166,6 +173,7 @@ class SSIM(ReferenceMetric):
     """Mean SSIM per image: 11x11 Gaussian window (sigma 1.5), reflect padding (torchmetrics, kornia)."""
 
     name, higher_is_better = "ssim", True
+    title = "SSIM"
 
     def __init__(self, data_range: float = 1.0, window_size: int = 11, sigma: float = 1.5,
                  padding: str = "reflect", clamp: bool = False, cut: int = 0) -> None:
@@ -190,6 +198,7 @@ class SAM(ReferenceMetric):
     """Spectral angle mapper (toolbox SAM), degrees by default."""
 
     name, higher_is_better = "sam", False
+    title, decimals, ideal, unit = "SAM", 3, 0.0, "deg"
 
     def __init__(self, units: str = "deg", cut: int = 21, threshold: bool = False, scale: Any = "sensor") -> None:
         if units not in ("deg", "rad"):
@@ -205,6 +214,7 @@ class ERGAS(ReferenceMetric):
     """ERGAS with the 100/ratio factor (toolbox ERGAS)."""
 
     name, higher_is_better = "ergas", False
+    title, decimals, ideal = "ERGAS", 3, 0.0
 
     def __init__(self, ratio: int | None = None, cut: int = 21, threshold: bool = False,
                  scale: Any = "sensor") -> None:
@@ -218,6 +228,7 @@ class Q(ReferenceMetric):
     """Q_avg: UIQI per band on 32x32 sliding windows, mean over windows and bands (toolbox Q)."""
 
     name, higher_is_better = "q", True
+    title = "Q"
 
     def __init__(self, block_size: int = 32, cut: int = 21, threshold: bool = False, scale: Any = "sensor") -> None:
         super().__init__(cut=cut, threshold=threshold, scale=scale)
@@ -235,6 +246,7 @@ class Q2n(ReferenceMetric):
     """Q2^n (Q4/Q8) hypercomplex quality index on 32x32 blocks, in DN (toolbox q2n)."""
 
     name, higher_is_better, needs_dn = "q2n", True, True
+    title = "Q2n"
 
     def __init__(self, block_size: int = 32, cut: int = 21, threshold: bool = False, scale: Any = "sensor") -> None:
         super().__init__(cut=cut, threshold=threshold, scale=scale)
@@ -248,6 +260,7 @@ class SCC(ReferenceMetric):
     """Spatial correlation coefficient of Sobel gradient magnitudes (toolbox SCC)."""
 
     name, higher_is_better = "scc", True
+    title = "SCC"
 
     def __init__(self, cut: int = 21, threshold: bool = False, scale: Any = "sensor") -> None:
         super().__init__(cut=cut, threshold=threshold, scale=scale)
@@ -353,6 +366,7 @@ class DLambda(NoReferenceMetric):
     """Spectral distortion D_lambda (toolbox 1.0: band-pair UIQI on 32x32 blocks, fused vs lms)."""
 
     name = "d_lambda"
+    title, ideal = "D_λ", 0.0
 
     def __init__(self, block_size: int = 32, p: float = 1, ratio: int | None = None, threshold: bool = False,
                  scale: Any = "sensor") -> None:
@@ -367,6 +381,7 @@ class DS(NoReferenceMetric):
     """Spatial distortion D_s (toolbox 1.0: UIQI with PAN vs lms with the low-passed PAN, 32x32 blocks)."""
 
     name = "d_s"
+    title, ideal = "D_s", 0.0
 
     def __init__(self, block_size: int = 32, q: float = 1, ratio: int | None = None, threshold: bool = False,
                  scale: Any = "sensor") -> None:
@@ -381,6 +396,7 @@ class QNR(NoReferenceMetric):
     """QNR = (1 - D_lambda)^alpha (1 - D_s)^beta (toolbox 1.0 options)."""
 
     name, higher_is_better = "qnr", True
+    title = "QNR"
 
     def __init__(self, block_size: int = 32, p: float = 1, q: float = 1, alpha: float = 1, beta: float = 1,
                  ratio: int | None = None, threshold: bool = False, scale: Any = "sensor") -> None:
@@ -395,6 +411,7 @@ class DLambdaK(NoReferenceMetric):
     """Khan's spectral distortion D_lambda^K = 1 - Q2n(lms, MTF(fused)) (toolbox D_lambda_K)."""
 
     name, needs_dn = "d_lambda_k", True
+    title, ideal = "D_λ^K", 0.0
 
     def __init__(self, block_size: int = 32, ratio: int | None = None, threshold: bool = False,
                  scale: Any = "sensor") -> None:
@@ -411,6 +428,7 @@ class HQNR(NoReferenceMetric):
     """Hybrid QNR = (1 - D_lambda^K)(1 - D_s), the toolbox's default full-resolution index."""
 
     name, higher_is_better, needs_dn = "hqnr", True, True
+    title = "HQNR"
 
     def __init__(self, block_size: int = 32, ratio: int | None = None, threshold: bool = False,
                  scale: Any = "sensor") -> None:
@@ -423,4 +441,10 @@ class HQNR(NoReferenceMetric):
         return (1 - ctx.d_lambda_k()) * (1 - ctx.d_s())
 
 
+META_KEYS = ("kind", "higher_is_better", "title", "decimals", "ideal", "unit")
 METRICS = {cls.name: cls for cls in (PSNR, SSIM, SAM, ERGAS, Q, Q2n, SCC, DLambda, DS, QNR, DLambdaK, HQNR)}
+
+
+def metric_meta(cls: type) -> dict[str, Any]:
+    """The registry metadata of a metric class (kind, better direction, title, decimals, ideal, unit)."""
+    return {key: getattr(cls, key) for key in META_KEYS}
