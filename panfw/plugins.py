@@ -86,7 +86,7 @@ class PluginSystem:
             return
         self._loaded = True
         allow, block = _env_list("PANFW_LOAD_PLUGINS"), _env_list("PANFW_DISABLE_PLUGINS") or set()
-        added: list[str] = []
+        loaded: list[tuple[Any, str, PluginInfo]] = []
         for ep in sorted(importlib.metadata.entry_points(group="panfw"), key=lambda e: e.name):
             if (allow is not None and ep.name not in allow) or ep.name in block or ep.name in self.info:
                 continue
@@ -99,9 +99,11 @@ class PluginSystem:
             except Exception as exc:  # noqa: BLE001 - a broken plugin must not take panfw down
                 self._fail(info, f"import failed: {type(exc).__name__}: {exc}", exc)
                 continue
-            if self._add(module, ep.name, info):
-                added.append(ep.name)
-        # all plugins are known before any hook runs, so tryfirst/trylast order them across plugins
+            loaded.append((module, ep.name, info))
+        # pluggy calls the last-registered plugin first: registering in reverse makes the unmarked
+        # hooks run in name order; all plugins are known before any hook runs, so tryfirst/trylast
+        # order them across plugins
+        added = [name for module, name, info in reversed(loaded) if self._add(module, name, info)]
         self._run_registration(added)
 
     def register(self, plugin: Any, name: str | None = None, info: PluginInfo | None = None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,7 @@ from torch import nn
 
 import panfw
 from panfw.cli import build_cli
+from panfw.registries import KINDS
 
 
 @pytest.fixture
@@ -41,9 +43,18 @@ def _plugin():
     def register_losses(register):
         register("cli_l1", nn.L1Loss)
 
+    @panfw.hookimpl
+    def register_runtimes(register):
+        register("cli_eager", _eager, summary="calls the model", available=True)
+
     mod.register_models = register_models
     mod.register_losses = register_losses
+    mod.register_runtimes = register_runtimes
     return mod
+
+
+def _eager(model, device: str = "cpu", batch: tuple = (1, 2)):
+    return model
 
 
 class _Conv(nn.Module):
@@ -65,11 +76,54 @@ def test_version(runner):
     assert result.exit_code == 0 and panfw.__version__ in result.output
 
 
-def test_plugins_lists_packages_and_registrations(runner):
+def test_plugins_lists_packages_hooks_and_registrations(runner):
     result = invoke(runner, "plugins")
     assert result.exit_code == 0
     assert "cli_test_plugin  [ok]" in result.output and "models: cli_boom, cli_conv" in result.output
+    assert "hooks: register_losses, register_models, register_runtimes" in result.output
     assert "losses  [ok]  panfw " in result.output
+    rows = {r["name"]: r for r in json.loads(invoke(runner, "plugins", "--json").output)}
+    assert rows["cli_test_plugin"]["registered"] == {"models": ["cli_boom", "cli_conv"], "losses": ["cli_l1"],
+                                                     "runtimes": ["cli_eager"]}
+    assert rows["cli_test_plugin"]["error"] == "" and rows["pantiny"]["package"] == "panfw"
+
+
+def test_list_json_for_every_kind(runner):
+    for kind in KINDS:
+        result = invoke(runner, "list", kind, "--json", "--no-cost")
+        assert result.exit_code == 0, result.output
+        records = json.loads(result.output)
+        assert [r["name"] for r in records] == panfw.registry(kind).names()
+        assert all(r["kind"] == kind and "cost" not in r for r in records)
+    records = {r["name"]: r for r in json.loads(invoke(runner, "list", "runtime", "--json").output)}
+    assert records["cli_eager"] == {
+        "name": "cli_eager", "kind": "runtimes", "summary": "calls the model", "plugin": "cli_test_plugin",
+        "options": [{"name": "model", "required": True, "default": None},
+                    {"name": "device", "required": False, "default": "cpu"},
+                    {"name": "batch", "required": False, "default": [1, 2]}],
+        "accepts_any_option": False, "meta": {"available": True}}
+
+
+def test_show_json_gives_the_model_cost(runner):
+    result = invoke(runner, "show", "model", "cli_conv", "--json")
+    assert result.exit_code == 0, result.output
+    rec = json.loads(result.output)
+    assert rec["plugin"] == "cli_test_plugin" and rec["options"] == [{"name": "bands", "required": False,
+                                                                      "default": 4}]
+    # a 3x3 conv, 4 -> 4 bands: 4*4*9 weights + 4 biases; 2 FLOPs per multiply-add on a 128 x 128 PAN
+    assert rec["cost"] == {"bands": 4, "ratio": 4, "size": 128, "params": 148, "flops": 2 * 4 * 4 * 9 * 128 * 128,
+                           "error": None}
+    rec = json.loads(invoke(runner, "show", "model", "cli_conv", "--json", "--bands", "8", "--size", "32").output)
+    assert rec["cost"]["params"] == 8 * 8 * 9 + 8 and rec["cost"]["flops"] == 2 * 8 * 8 * 9 * 32 * 32
+    rec = json.loads(invoke(runner, "show", "loss", "cli_l1", "--json").output)
+    assert rec["kind"] == "losses" and "cost" not in rec
+    assert {"name": "reduction", "required": False, "default": "mean"} in rec["options"]
+
+
+def test_create_passes_context_where_declared():
+    model = panfw.create("models", "cli_conv", context={"bands": 8, "sensor": "wv3", "ratio": 4})
+    assert model.conv.in_channels == 8
+    assert panfw.create_model("cli_conv", context={"bands": 8}, bands=3).conv.in_channels == 3
 
 
 def test_list_and_show(runner):
