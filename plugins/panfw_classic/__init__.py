@@ -21,6 +21,9 @@ _KMEANS = ("its k-means segmentation (random seeding, iterations until the label
 _OMP = ("its joint-support orthogonal matching pursuit picks atoms by data-dependent control flow that "
         "torch.export cannot trace")
 
+# the toolbox's TV pairs dual channels for 4 bands (other counts need corrected=True); the rest take any
+FIXED_BANDS = {"tv": 4}
+
 # name -> (factory, exportable, summary or None for the factory's docstring)
 METHODS = {
     "exp": (simple.exp, True, "EXP: the upsampled MS (lms) itself, the toolbox's reference"),
@@ -53,7 +56,7 @@ METHODS = {
 @panfw.hookimpl
 def register_models(register):
     for name, (factory, exportable, summary) in METHODS.items():
-        meta = {"reference_params": 0, "fixed_bands": None, "exportable": exportable,
+        meta = {"reference_params": 0, "fixed_bands": FIXED_BANDS.get(name), "exportable": exportable,
                 "family": "classic", "paper": PAPER, "code": CODE}
         if summary:
             meta["summary"] = summary

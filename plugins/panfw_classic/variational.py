@@ -90,6 +90,10 @@ class TV(ClassicalModel):
                  lam: float | None = None, c: float | None = None, maxiter: int | None = None,
                  corrected: bool = False, input_scale: float | None = None) -> None:
         super().__init__(bands, sensor, ratio)
+        if not corrected and self.bands != 4:  # refused at build time too, before any data is read
+            raise UserError(f"tv: the toolbox's TV is for 4 bands only (it pairs dual channels z_i / "
+                            f"z_(i+4)); got bands={self.bands}. Pass corrected=True for the corrected "
+                            f"algorithm (any band count), or use 4 bands")
         demo = TV_DEMO_SETTINGS.get(self.sensor.name, TV_DEMO_SETTINGS["wv3"])
         self.weights = tuple(float(v) for v in (demo["weights"] if weights is None else weights))
         self.alpha = float(demo["alpha"] if alpha is None else alpha)
