@@ -1,0 +1,1 @@
+"""Contract tests: parametrized over every registry, plus the structural rules of the core."""
