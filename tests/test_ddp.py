@@ -9,7 +9,7 @@ import pytest
 import test_engine_plugin as tiny
 import torch
 
-from panfw.engine.runlog import read_metrics_csv
+from panfw.evaluation.results import read_metrics_csv
 from panfw.io.checkpoint import load_checkpoint
 
 RECIPE = (tiny.RECIPE.replace("batch_size = 4", "batch_size = 8")

@@ -10,11 +10,12 @@ import test_engine_plugin as tiny
 import torch
 from test_engine_plugin import one_thread  # noqa: F401 - autouse fixture
 
-from panfw.engine import TrainingDiverged, run
+from panfw.engine import TrainingDiverged
 from panfw.engine.data import ResumableSampler
-from panfw.engine.runlog import read_metrics_csv
-from panfw.engine.trainer import lr_lambda
+from panfw.engine.schedule import lr_lambda
+from panfw.evaluation.results import read_metrics_csv
 from panfw.io.checkpoint import load_checkpoint, model_from_checkpoint
+from panfw.procedures import run
 
 
 @pytest.fixture
@@ -64,12 +65,11 @@ def test_run_writes_everything(tiny_plugin, tmp_path, capsys):
     assert model(x["lms"][None], x["pan"][None], x["ms"][None]).shape == (1, 4, 16, 16)
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_plugin, tmp_path, monkeypatch):
-    monkeypatch.setenv("PANFW_SAVE_EVERY", "2")
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_plugin, tmp_path):
     recipe = tiny.write_recipe(tmp_path, tiny.RECIPE.replace('name = "tiny_l1"',
                                                              'name = "tiny_l1"\nnan_at_call = 6'))
     with pytest.raises(TrainingDiverged, match="loss became nan at epoch 1, step 6"):
-        run(str(recipe), [])
+        run(str(recipe), ["train.save_every=2"])
     run_dir = _only_run(tmp_path)
     state = load_checkpoint(run_dir / "last.pt")
     assert state["training"]["step"] == 4 and not state["training"]["finished"]

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from test_engine_plugin import one_thread  # noqa: F401 - autouse fixture
 
 from panfw.cli import cli
-from panfw.engine import run
-from panfw.engine.evaluate import parse_data_option
+from panfw.procedures import run
+from panfw.procedures.evaluate import parse_data_option
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,7 @@ def test_recipe_validates(name):
 
 def _stub_plugin():
     """Stand-ins for any of the recipes' datasets and metrics that are not registered."""
-    plugin = types.SimpleNamespace()
+    plugin = types.ModuleType("paper_recipe_stubs")  # hashable, as pluggy needs its plugins to be
 
     def dataset(split, root=None, bands="all", cache=False):
         return []

@@ -9,7 +9,7 @@ import pytest
 from test_engine_plugin import one_thread  # noqa: F401 - autouse fixture
 
 from panfw.config.recipe import load_recipe
-from panfw.engine import run
+from panfw.procedures import run
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 SENSORS = ("synthetic/wv2", "synthetic/wv3", "synthetic/gf2")

@@ -13,15 +13,16 @@ import pytest
 import test_engine_plugin as tiny
 import torch
 
-from panfw.engine.runlog import read_metrics_csv
+from panfw.evaluation.results import read_metrics_csv
 from panfw.io.checkpoint import load_checkpoint
 
-SLOW = tiny.RECIPE.replace("n = 32\n", "n = 32\ndelay = 0.03\n", 1)  # ~0.12 s per training step
+SLOW = (tiny.RECIPE.replace("n = 32\n", "n = 32\ndelay = 0.03\n", 1)  # ~0.12 s per training step
+        .replace("log_every = 1\n", "log_every = 1\nsave_every = 3\n", 1))
 
 
 def _env() -> dict:
     env = dict(os.environ)
-    env.update(PANFW_LOAD_PLUGINS="", PANFW_SAVE_EVERY="3", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env.update(PANFW_LOAD_PLUGINS="", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     return env
 
 

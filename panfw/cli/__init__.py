@@ -135,7 +135,7 @@ def validate_cmd(recipe: str, overrides: tuple[str, ...]) -> None:
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue a run directory.")
 def run_cmd(recipe: str | None, overrides: tuple[str, ...], resume: str | None) -> None:
     """Train and evaluate a recipe (a sweep runs every variant and ends with a comparison table)."""
-    from panfw.engine import run
+    from panfw.procedures import run
 
     if not recipe and not resume:
         raise UserError("panfw run: give a RECIPE file or --resume RUN_DIR")

@@ -1,4 +1,4 @@
-"""``panfw eval``: a thin layer over ``panfw.engine.evaluate.score``."""
+"""``panfw eval``: a thin layer over ``panfw.procedures.evaluate.score``."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def eval_cmd(model: str, data: tuple[str, ...], root: str, rr_metrics: str | Non
     """Score a checkpoint, a run directory or a parameter-free model (lms, gs, ...) on test sets:
     reduced resolution (reference metrics) and full resolution (no-reference metrics), with the
     same tables and figures as a training run's report."""
-    from panfw.engine.evaluate import parse_data_option, score
+    from panfw.procedures.evaluate import parse_data_option, score
 
     def names(text: str | None) -> list[str] | None:
         return [n.strip() for n in text.split(",") if n.strip()] if text else None

@@ -94,6 +94,8 @@ class TrainSpec:
     device: str = _field("auto")
     deterministic: bool = _field(False)
     log_every: int = _field(10, min=1)
+    save_every: int = _field(-1, min=-1, doc="steps between mid-epoch checkpoints (last.pt); -1: four "
+                             "times per epoch, 0: only at epoch ends")
 
 
 @attrs.define

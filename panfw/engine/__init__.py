@@ -1,122 +1,16 @@
-"""Training and evaluation engine: ``panfw run`` and ``panfw eval`` end to end.
+"""The engine: the reusable training loop and its parts, used by the procedures (``panfw.procedures``).
 
-``run(recipe, overrides, resume)`` trains a recipe (every variant of a sweep, then a comparison
-table) into ``<output.dir>/<recipe name>/<timestamp>/``; see docs/training.md.
+- ``loop``: ``Loop`` (a step function over epochs of batches, callbacks, exact resume, Ctrl-C, NaN stop)
+  and ``Optimization``; ``state``: ``LoopState`` with ``state_dict``; ``callbacks``: checkpointing
+  (``train.save_every``), evaluation every N epochs, best-model tracking, EMA, LR schedule;
+  ``ema``, ``schedule``, ``objective`` (the composed loss and the model-objective hook).
+- ``data``: the run's training and test sets and the resumable sampler; ``evaluate``: scoring
+  models on test sets; ``distributed``: torchrun set-up and reductions; ``runlog``: console, logs.
+
+``panfw run`` is ``panfw.procedures.run``.
 """
 
-from __future__ import annotations
+from panfw.engine.loop import Interrupted, Loop, Optimization, TrainingDiverged
+from panfw.engine.state import LoopState
 
-import datetime
-import json
-from pathlib import Path
-
-from panfw.config.recipe import Recipe, load_recipe
-from panfw.engine import distributed as D
-from panfw.engine.trainer import Interrupted, Trainer, TrainingDiverged
-from panfw.errors import UserError
-
-__all__ = ["run", "train", "Interrupted", "TrainingDiverged"]
-
-SWEEP_FILE = "sweep.toml"
-
-
-def _new_run_dir(base: Path, world: D.World) -> Path:
-    """``base/<timestamp>`` (a suffix when taken); rank 0 chooses, every rank learns the name."""
-    path = None
-    if world.is_main:
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = base / stamp
-        n = 1
-        while path.exists():
-            path = base / f"{stamp}-{n}"
-            n += 1
-        path.mkdir(parents=True)
-        path = str(path)
-    return Path(D.broadcast(world, path))
-
-
-def _write_recipe(recipe: Recipe, run_dir: Path, world: D.World) -> None:
-    if world.is_main:
-        (run_dir / "recipe.toml").write_text(recipe.to_toml(), encoding="utf-8")
-
-
-def train(recipe: Recipe, run_dir: Path, world: D.World, resume: bool = False) -> dict:
-    """Train one (non-sweep) recipe into ``run_dir``; with ``resume``, continue from its last.pt."""
-    from panfw.io.checkpoint import load_checkpoint
-
-    state = None
-    if resume and (run_dir / "last.pt").is_file():
-        state = load_checkpoint(run_dir / "last.pt")
-    _write_recipe(recipe, run_dir, world)
-    trainer = Trainer(recipe, run_dir, world, resume=state)
-    return trainer.fit()
-
-
-def run(recipe: str | None, overrides: list[str] | None = None, resume: str | None = None) -> dict:
-    """Train and evaluate a recipe file, or continue the run directory ``resume``.
-
-    Returns results.json's content (a sweep: {variant: results}) on rank 0, {} elsewhere.
-    """
-    overrides = list(overrides or [])
-    if resume:
-        return _resume(Path(resume), recipe, overrides)
-    if not recipe:
-        raise UserError("panfw run: give a RECIPE file or --resume RUN_DIR")
-    r = load_recipe(recipe, overrides)
-    world = D.setup(r.train.device)
-    try:
-        base = Path(r.output.dir) / r.name
-        if not r.sweep:
-            return train(r, _new_run_dir(base, world), world)
-        sweep_dir = _new_run_dir(base, world)
-        if world.is_main:
-            (sweep_dir / SWEEP_FILE).write_text(r.to_toml(), encoding="utf-8")
-        return _run_sweep(r, sweep_dir, world)
-    finally:
-        D.teardown(world)
-
-
-def _run_sweep(r: Recipe, sweep_dir: Path, world: D.World, resume: bool = False) -> dict:
-    out: dict = {}
-    for name, variant in r.variants():
-        vdir = sweep_dir / name
-        done = vdir / "results.json"
-        if resume and done.is_file() and world.is_main:
-            out[name] = json.loads(done.read_text(encoding="utf-8"))
-            print(f"sweep variant {name}: already finished", flush=True)
-            continue
-        if world.is_main:
-            vdir.mkdir(parents=True, exist_ok=True)
-            print(f"== sweep variant {name} ==", flush=True)
-        D.barrier(world)
-        out[name] = train(variant, vdir, world, resume=resume)
-    if world.is_main:
-        from panfw.evaluation.report import write_comparison
-
-        text = write_comparison(sweep_dir, r.name, out)
-        print(text, flush=True)
-    return out if world.is_main else {}
-
-
-def _resume(run_dir: Path, recipe: str | None, overrides: list[str]) -> dict:
-    if not run_dir.is_dir():
-        raise UserError(f"--resume {str(run_dir)!r}: not a run directory")
-    sweep = (run_dir / SWEEP_FILE).is_file()
-    source = run_dir / (SWEEP_FILE if sweep else "recipe.toml")
-    if not source.is_file():
-        raise UserError(f"--resume {str(run_dir)!r}: no recipe.toml or {SWEEP_FILE} there; "
-                        "give the folder panfw run created (runs/<name>/<timestamp>)")
-    if recipe:
-        print(f"note: resuming {run_dir} with its own recipe; {recipe} is not read", flush=True)
-    r = load_recipe(source, overrides)
-    world = D.setup(r.train.device)
-    try:
-        if sweep:
-            if overrides and world.is_main:
-                (run_dir / SWEEP_FILE).write_text(r.to_toml(), encoding="utf-8")
-            return _run_sweep(r, run_dir, world, resume=True)
-        if not (run_dir / "last.pt").is_file():
-            raise UserError(f"--resume {str(run_dir)!r}: no last.pt there yet; start the run again")
-        return train(r, run_dir, world, resume=True)
-    finally:
-        D.teardown(world)
+__all__ = ["Interrupted", "Loop", "LoopState", "Optimization", "TrainingDiverged"]

@@ -7,8 +7,10 @@ A plain ``panfw run`` is a world of one and none of this costs anything.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -73,10 +75,34 @@ def setup(device_pref: str = "auto") -> World:
                  device=device, owns_group=owns)
 
 
-def teardown(world: World) -> None:
-    """Leave the process group if we created it."""
-    if world.owns_group and dist.is_initialized():
+def teardown(world: World, ok: bool = True) -> None:
+    """Leave the process group if we created it. After a normal end every rank first meets at a
+    barrier, so no rank destroys its gloo connections while another still uses them (which aborts
+    the process with "terminate called without an active exception"); after an error, no barrier
+    (the other ranks may never get there)."""
+    if not (world.owns_group and dist.is_initialized()):
+        return
+    try:
+        if ok:
+            dist.barrier()
+    except Exception:  # noqa: BLE001 - a peer already gone: leave anyway
+        pass
+    try:
         dist.destroy_process_group()
+    except Exception:  # noqa: BLE001
+        pass
+    world.owns_group = False
+
+
+@contextlib.contextmanager
+def session(world: World) -> Iterator[World]:
+    """``with session(setup(...)) as world:`` ... then ``teardown``, with a barrier after a normal end."""
+    try:
+        yield world
+    except BaseException:
+        teardown(world, ok=False)
+        raise
+    teardown(world, ok=True)
 
 
 def barrier(world: World) -> None:

@@ -1,5 +1,6 @@
-"""Scoring models on test sets: reduced resolution (reference metrics) and full resolution
-(no-reference metrics, plus reference metrics where the set keeps a true high-resolution image)."""
+"""Scoring models on test sets (the evaluation loop shared by training and ``panfw eval``):
+reduced resolution (reference metrics) and full resolution (no-reference metrics, plus reference
+metrics where the set keeps a true high-resolution image)."""
 
 from __future__ import annotations
 
@@ -11,19 +12,7 @@ import torch
 
 from panfw.engine.data import TestSet, eval_batch_size, iterate_batches
 
-METRIC_KEYS = ("ms", "lms", "pan", "gt")
-
-
-def metric_info(names: list[str]) -> dict[str, dict]:
-    """Name -> {kind, higher_is_better} for the report's arrows and the best-checkpoint choice."""
-    import panfw
-
-    out = {}
-    for name in names:
-        m = panfw.create_metric(name)
-        out[name] = {"kind": str(getattr(m, "kind", "reference")),
-                     "higher_is_better": bool(getattr(m, "higher_is_better", True))}
-    return out
+__all__ = ["baseline_cost", "baseline_model", "evaluate", "format_scores", "mean_over_sets"]
 
 
 def _evaluator(names: list[str], sensor: str) -> Any:
@@ -38,14 +27,15 @@ def _to(batch: dict, device: torch.device) -> dict:
 
 
 @torch.no_grad()
-def evaluate(model_for: Callable[[TestSet], torch.nn.Module], test_sets: list[TestSet],
+def evaluate(model_for: Callable[[TestSet], Any], test_sets: list[TestSet],
              rr_metrics: list[str], fr_metrics: list[str], device: torch.device,
              examples: int = 0, progress: Callable[[str], None] | None = None) -> tuple[dict, dict]:
     """Score ``model_for(test_set)`` on every test set.
 
     Returns ``(results, shown)``: results[label][resolution][metric] = {mean, std, n} (plus
-    ``seconds_per_image``), and shown[label] = up to ``examples`` reduced-resolution images as CPU
-    tensors (lms, fused, gt, sensor) for the report's figures. Random-number states are untouched.
+    ``<resolution>_seconds_per_image``), and shown[label] = up to ``examples`` reduced-resolution
+    images as CPU tensors (lms, fused, gt, pan, sensor) for the report's figures. Random-number
+    states are untouched.
     """
     results: dict[str, dict] = {}
     shown: dict[str, list[dict]] = {}
@@ -96,107 +86,20 @@ def mean_over_sets(results: dict, metric: str, resolution: str = "rr") -> float 
     return sum(vals) / len(vals) if vals else None
 
 
-def parse_data_option(text: str) -> Any:
-    """``NAME[:key=value,...]`` (values in TOML syntax) -> a DatasetSpec."""
-    from panfw.config.recipe import DatasetSpec, parse_value
-    from panfw.errors import UserError
-
-    name, _, rest = text.partition(":")
-    options: dict = {}
-    for item in filter(None, (p.strip() for p in rest.split(","))):
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--data {text!r}: {item!r} is not key=value (e.g. --data synthetic:sensor=wv3,n=8)")
-        options[key.strip()] = parse_value(raw.strip())
-    if not name.strip():
-        raise UserError(f"--data {text!r}: no dataset name (e.g. --data wv3 or --data synthetic:sensor=gf2)")
-    return DatasetSpec(name=name.strip(), options=options)
-
-
-def score(spec: str, data: list[Any] | None = None, *, root: str = "", rr_metrics: list[str] | None = None,
-          fr_metrics: list[str] | None = None, baselines: list[str] | None = None, max_images: int = 0,
-          figures: int = 3, out_dir: str | None = None, device: str = "auto",
-          echo: Callable[[str], None] = print) -> dict:
-    """``panfw eval``: score a checkpoint, a run directory or a registered (parameter-free) model on
-    test sets, with the baselines beside it; writes results.json and report.md to ``out_dir``."""
-    import datetime
-    from pathlib import Path
-
+def baseline_model(name: str, ts: Any) -> Any:
+    """A parameter-free model for one test set, built with that set's sensor, bands and ratio (each
+    passed where the factory declares it)."""
     import panfw
-    from panfw.config.recipe import EvalSpec, structure
-    from panfw.describe import measure_flops
-    from panfw.engine.data import build_test_sets
-    from panfw.engine.distributed import pick_device
-    from panfw.engine.trainer import FIGURE_SIZE, baseline_cost, baseline_model
-    from panfw.errors import UserError
-    from panfw.evaluation.report import metric_table, rows_of, write_results
-    from panfw.io.checkpoint import load_model
 
-    dev = pick_device(device)
-    p = Path(spec)
-    is_ckpt = p.suffix in (".pt", ".pth") or p.exists()
-    state: dict = {}
-    model = None
-    if is_ckpt:
-        model, state = load_model(p, map_location="cpu")
-        model = model.to(dev).eval()
-    elif spec not in panfw.registry("models"):
-        load_model(spec)  # raises the UserError naming what is accepted
-    recipe = structure(state["recipe"], {}, str(p)) if state.get("recipe") else None
-    ev = recipe.eval if recipe else EvalSpec()
-    rr = list(rr_metrics or ev.rr_metrics)
-    fr = list(fr_metrics or ev.fr_metrics)
-    specs = list(data or [])
-    if not specs and recipe is not None:
-        specs = list(recipe.data.test or recipe.data.train)
-        root = root or recipe.data.root
-    if not specs:
-        raise UserError("panfw eval: give the test data, e.g. --data wv3 or --data synthetic:sensor=gf2")
-    test_sets = build_test_sets(specs, root, max_images=max_images)
-    label = state["model"]["name"] if state else spec
-    if model is not None:
-        name = state["model"]["name"]
-        bands = int(state["model"].get("options", {}).get("bands") or test_sets[0].bands)
-        ratio = int((state.get("data") or {}).get("ratio") or test_sets[0].ratio)
-        params = sum(t.numel() for t in model.parameters() if t.requires_grad)
-        try:
-            flops = measure_flops(model.cpu(), bands=bands, size=FIGURE_SIZE, ratio=ratio)
-        except Exception:  # noqa: BLE001
-            flops = None
-        model = model.to(dev).eval()
+    model = panfw.create_model(name, context={"bands": ts.bands, "sensor": ts.sensor, "ratio": ts.ratio})
+    return model.eval() if isinstance(model, torch.nn.Module) else model
 
-        def model_for(ts: TestSet, m: Any = model) -> Any:
-            return m
-        cost = {"params": params, "flops": flops, "flops_size": FIGURE_SIZE}
-    else:
-        name = spec
-        cost = baseline_cost(spec, test_sets[0].bands, test_sets[0].ratio)
-        if cost["params"]:
-            echo(f"note: {spec} has {cost['params']:,} untrained parameters (give a checkpoint to score "
-                 "trained weights)")
-        def model_for(ts: TestSet) -> Any:
-            return baseline_model(spec, ts).to(dev)
-    meta = metric_info(rr + fr)
-    final, shown = evaluate(model_for, test_sets, rr, fr, dev, examples=figures,
-                            progress=lambda s: echo(f"  {label} {s}"))
-    base_results = {}
-    for b in baselines or []:
-        res, _ = evaluate(lambda ts, n=b: baseline_model(n, ts).to(dev), test_sets, rr, fr, dev)
-        base_results[b] = {"results": res, **baseline_cost(b, test_sets[0].bands, test_sets[0].ratio)}
-    results = {"name": f"panfw eval {label}", "source": str(spec),
-               "model": {"name": name, **cost}, "data": state.get("data", {}), "train": {},
-               "metrics": meta, "best_metric": ev.best, "final": final, "baselines": base_results}
-    if out_dir is None:
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = (p.parent if p.is_file() else p) if is_ckpt else Path("runs") / "eval" / spec
-        out = run_dir / "eval" / stamp if is_ckpt else run_dir / stamp
-    else:
-        out = Path(out_dir)
-    report = write_results(out, results, shown)
-    rows = rows_of(results)
-    for res, head in (("rr", "reduced resolution"), ("fr", "full resolution")):
-        table = metric_table(rows, res, meta)
-        if table:
-            echo(f"\n{head}:\n{table}")
-    echo(f"\nreport: {report}")
-    return results
+
+def baseline_cost(name: str, bands: int, ratio: int) -> dict:
+    """Parameters and measured FLOPs of a parameter-free model (for the report's columns)."""
+    from types import SimpleNamespace
+
+    from panfw.evaluation.cost import model_cost
+
+    model = baseline_model(name, SimpleNamespace(bands=bands, sensor="generic", ratio=ratio))
+    return model_cost(model, bands=bands, ratio=ratio)

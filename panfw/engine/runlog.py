@@ -4,35 +4,14 @@
 from __future__ import annotations
 
 import csv
-import math
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-CSV_FIELDS = ("step", "epoch", "key", "value")
+from panfw.evaluation.results import CSV_FIELDS, human_time, read_metrics_csv
 
-
-def human_time(seconds: float) -> str:
-    """'1h02m', '3m20s', '12s'."""
-    if not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    s = int(round(seconds))
-    if s >= 3600:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s}s"
-
-
-def read_metrics_csv(path: str | Path) -> list[dict]:
-    """Rows of a metrics.csv as dicts with int step/epoch and float value."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    with path.open(newline="", encoding="utf-8") as f:
-        return [{"step": int(r["step"]), "epoch": int(r["epoch"]), "key": r["key"], "value": float(r["value"])}
-                for r in csv.DictReader(f)]
+__all__ = ["RunLog", "human_time", "read_metrics_csv"]
 
 
 class RunLog:

@@ -7,25 +7,47 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-TITLES = {"psnr": "PSNR", "ssim": "SSIM", "sam": "SAM", "ergas": "ERGAS", "q2n": "Q2n", "q": "Q",
-          "scc": "SCC", "d_lambda": "D_λ", "d_s": "D_s", "qnr": "QNR", "hqnr": "HQNR",
-          "d_lambda_k": "D_λ^K"}
-DECIMALS = {"psnr": 2, "sam": 3, "ergas": 3}
+import attrs
+
+from panfw.evaluation.results import MetricMeta, Results, human_time, read_metrics_csv
 
 
-def title(metric: str) -> str:
-    return TITLES.get(metric, metric)
+def _lookup(meta: Any) -> Callable[[str], MetricMeta]:
+    """name -> MetricMeta from a Results, a {name: MetricMeta or dict} mapping, or nothing (the
+    metric registry, else the name and 4 decimals)."""
+    if isinstance(meta, MetricMeta):
+        return lambda name: meta
+    if isinstance(meta, Results):
+        holder = meta
+    else:
+        holder = Results.from_dict({"metrics": {k: attrs.asdict(v) if isinstance(v, MetricMeta) else v
+                                                for k, v in dict(meta or {}).items()}})
+    cache: dict[str, MetricMeta] = {}
+
+    def get(name: str) -> MetricMeta:
+        if name not in cache:
+            cache[name] = holder.meta(name)
+        return cache[name]
+
+    return get
 
 
-def fmt(metric: str, value: float | None) -> str:
+def title(metric: str, meta: Any = None) -> str:
+    """The metric's display title (its registration's ``title``)."""
+    return _lookup(meta)(metric).title or metric
+
+
+def fmt(metric: str, value: float | None, meta: Any = None) -> str:
+    """A value with the metric's registered number of decimals; '–' for missing or NaN."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if math.isinf(value):
         return "∞" if value > 0 else "-∞"
-    return f"{value:.{DECIMALS.get(metric, 4)}f}"
+    return f"{value:.{_lookup(meta)(metric).decimals}f}"
 
 
 def _json_default(obj: Any) -> Any:
@@ -47,11 +69,13 @@ def _row_values(results: dict, labels: list[str], res: str, metrics: list[str]) 
     return out
 
 
-def metric_table(rows: list[dict], res: str, meta: dict, sections: bool = True) -> str:
+def metric_table(rows: list[dict], res: str, meta: Any = None, sections: bool = True) -> str:
     """A Markdown table: Model | Params (K) | FLOPs (G) | <set> <metric><arrow> ...
 
     ``rows``: dicts with label, params, flops, results ({set: {rr|fr: {metric: {mean,...}}}}) and
-    an optional section heading; the best value of each column is bold, the second underlined."""
+    an optional section heading; the best value of each column is bold, the second underlined.
+    ``meta``: a Results or {metric: MetricMeta} giving titles, decimals and better directions."""
+    get = _lookup(meta)
     labels: list[str] = []
     metrics: list[str] = []
     for row in rows:
@@ -69,9 +93,8 @@ def metric_table(rows: list[dict], res: str, meta: dict, sections: bool = True) 
     marks: list[dict[int, str]] = [{} for _ in rows]
     for c in range(ncols):
         m = metrics[c % len(metrics)]
-        higher = meta.get(m, {}).get("higher_is_better", m not in ("sam", "ergas", "d_lambda", "d_s",
-                                                                     "d_lambda_k"))
-        shown = {i: fmt(m, v[c]) for i, v in enumerate(values) if v[c] is not None and not math.isnan(v[c])}
+        higher = get(m).higher_is_better
+        shown = {i: fmt(m, v[c], get(m)) for i, v in enumerate(values) if v[c] is not None and not math.isnan(v[c])}
         ranked = sorted({(values[i][c], t) for i, t in shown.items()}, key=lambda p: -p[0] if higher else p[0])
         levels = list(dict.fromkeys(t for _, t in ranked))  # distinct values as printed, best first
         if len(shown) < 2 or len(levels) < 2:
@@ -83,13 +106,9 @@ def metric_table(rows: list[dict], res: str, meta: dict, sections: bool = True) 
                 marks[i][c] = "under"
 
     def arrow(m: str) -> str:
-        if m not in meta and m not in TITLES:
-            return ""
-        higher = meta.get(m, {}).get("higher_is_better", m not in ("sam", "ergas", "d_lambda", "d_s",
-                                                                     "d_lambda_k"))
-        return "↑" if higher else "↓"
+        return "↑" if get(m).higher_is_better else "↓"
 
-    head = ["Model", "Params (K)", "FLOPs (G)"] + [f"{label} {title(m)}{arrow(m)}" for label in labels
+    head = ["Model", "Params (K)", "FLOPs (G)"] + [f"{label} {get(m).title or m}{arrow(m)}" for label in labels
                                                    for m in metrics]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     section = None
@@ -103,7 +122,8 @@ def metric_table(rows: list[dict], res: str, meta: dict, sections: bool = True) 
         cells = [row["label"], "-" if free else f"{params / 1e3:.1f}",
                  "-" if free else ("–" if flops is None else f"{flops / 1e9:.2f}")]
         for c, v in enumerate(vals):
-            text = fmt(metrics[c % len(metrics)], v)
+            m = metrics[c % len(metrics)]
+            text = fmt(m, v, get(m))
             if mk.get(c) == "bold":
                 text = f"**{text}**"
             elif mk.get(c) == "under":
@@ -113,51 +133,52 @@ def metric_table(rows: list[dict], res: str, meta: dict, sections: bool = True) 
     return "\n".join(lines)
 
 
-def rows_of(results: dict) -> list[dict]:
+def as_results(results: Results | dict) -> Results:
+    """A Results (results.json's dict is read with ``Results.from_dict``)."""
+    return results if isinstance(results, Results) else Results.from_dict(results)
+
+
+def rows_of(results: Results | dict) -> list[dict]:
     """The report rows of one run: its parameter-free baselines, then the model."""
+    r = as_results(results)
     rows = []
-    for name, b in results.get("baselines", {}).items():
-        rows.append({"label": name, "params": b.get("params"), "flops": b.get("flops"),
-                     "results": b["results"], "section": "Parameter-free methods"})
-    model = results.get("model", {})
-    label = model.get("name", "model")
-    section = "Trained" if results.get("train", {}).get("steps") else "Evaluated"
-    rows.append({"label": label, "params": model.get("params"), "flops": model.get("flops"),
-                 "results": results.get("final", {}), "section": section})
+    for name, b in r.baselines.items():
+        rows.append({"label": name, "params": b.params, "flops": b.flops, "results": b.results,
+                     "section": "Parameter-free methods"})
+    section = "Trained" if r.train is not None and r.train.steps else "Evaluated"
+    rows.append({"label": r.model.name, "params": r.model.params, "flops": r.model.flops, "results": r.final,
+                 "section": section})
     return rows
 
 
-def _summary(results: dict) -> list[str]:
-    from panfw.engine.runlog import human_time
-
-    m = results.get("model", {})
-    tr = results.get("train", {})
+def _summary(r: Results) -> list[str]:
+    m, tr = r.model, r.train
     out = []
-    flops = m.get("flops")
-    size = m.get("flops_size", 128)
-    cost = f"{m.get('params', 0):,} parameters" + (f", {flops / 1e9:.3f} GFLOPs measured at PAN {size}×{size}"
-                                                    if flops else "")
-    out.append(f"Model `{m.get('name')}` ({cost}).")
-    data = results.get("data", {})
-    if tr.get("steps"):
-        sps = tr.get("steps_per_second")
-        out.append(f"Trained {tr['steps']} steps ({tr.get('epochs', 0):.2f} epochs, batch {tr.get('batch_size')}) "
+    flops, size = m.flops, m.flops_size
+    cost = f"{m.params or 0:,} parameters" + (f", {flops / 1e9:.3f} GFLOPs measured at PAN {size}×{size}"
+                                              if flops else "")
+    out.append(f"Model `{m.name}` ({cost}).")
+    data = r.data
+    trained = tr is not None and tr.steps
+    if trained:
+        sps = tr.steps_per_second
+        out.append(f"Trained {tr.steps} steps ({tr.epochs:.2f} epochs, batch {tr.batch_size}) "
                    f"on {', '.join(data.get('sensors', []) or [data.get('sensor', '')])} "
-                   f"({data.get('bands')} bands) with {tr.get('world_size', 1)} × {tr.get('device')} in "
-                   f"{human_time(tr.get('seconds', 0))}" + (f" ({sps:.2f} steps/s)." if sps else "."))
-    best = results.get("best") or {}
-    if best.get("value") is not None and tr.get("steps"):
-        out.append(f"Best {title(best['metric'])} (mean over the reduced-resolution test sets): "
-                   f"{fmt(best['metric'], best['value'])} at epoch {best.get('epoch', 0)} "
+                   f"({data.get('bands')} bands) with {tr.world_size} × {tr.device} in "
+                   f"{human_time(tr.seconds)}" + (f" ({sps:.2f} steps/s)." if sps else "."))
+    best = r.best or {}
+    if best.get("value") is not None and trained:
+        out.append(f"Best {title(best['metric'], r)} (mean over the reduced-resolution test sets): "
+                   f"{fmt(best['metric'], best['value'], r)} at epoch {best.get('epoch', 0)} "
                    f"(step {best.get('step')}), saved as best.pt; the tables show the final weights.")
     return out
 
 
-def report_markdown(results: dict, figures: list[str]) -> str:
+def report_markdown(results: Results | dict, figures: list[str]) -> str:
     """report.md's text."""
-    meta = results.get("metrics", {})
-    rows = rows_of(results)
-    parts = [f"# {results.get('name', 'panfw run')}", "", " ".join(_summary(results)), ""]
+    meta = as_results(results)
+    rows = rows_of(meta)
+    parts = [f"# {meta.name or 'panfw run'}", "", " ".join(_summary(meta)), ""]
     rr = metric_table(rows, "rr", meta)
     if rr:
         parts += ["## Reduced resolution", "",
@@ -174,15 +195,17 @@ def report_markdown(results: dict, figures: list[str]) -> str:
     return "\n".join(parts)
 
 
-def write_results(run_dir: str | Path, results: dict, shown: dict | None = None) -> Path:
+def write_results(run_dir: str | Path, results: Results | dict, shown: dict | None = None) -> Path:
     """results.json, the figures and report.md in ``run_dir``; returns report.md's path."""
+    results = as_results(results)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2, default=_json_default),
+    (run_dir / "results.json").write_text(json.dumps(results.to_dict(), indent=2, default=_json_default),
                                           encoding="utf-8")
     figures = []
     if (run_dir / "metrics.csv").is_file():
-        f = plot_curves(run_dir / "metrics.csv", run_dir / "curves.png", results.get("best_metric"))
+        f = plot_curves(run_dir / "metrics.csv", run_dir / "curves.png", results.best_metric or None,
+                        results)
         if f:
             figures.append(f.name)
     for label, images in (shown or {}).items():
@@ -195,16 +218,15 @@ def write_results(run_dir: str | Path, results: dict, shown: dict | None = None)
     return path
 
 
-def write_comparison(sweep_dir: str | Path, name: str, variants: dict[str, dict]) -> str:
+def write_comparison(sweep_dir: str | Path, name: str, variants: dict[str, Results | dict]) -> str:
     """comparison.md of a sweep: one row per variant, reduced and full resolution; returns its text."""
-    rows, meta = [], {}
+    rows, meta = [], Results()
     for vname, res in variants.items():
         if not res:
             continue
-        meta.update(res.get("metrics", {}))
-        m = res.get("model", {})
-        rows.append({"label": vname, "params": m.get("params"), "flops": m.get("flops"),
-                     "results": res.get("final", {})})
+        r = as_results(res)
+        meta.metrics.update(r.metrics)
+        rows.append({"label": vname, "params": r.model.params, "flops": r.model.flops, "results": r.final})
     parts = [f"# {name}: sweep comparison", "",
              f"{len(rows)} variants; per-image means of the final weights of each run "
              "(PSNR in dB, SAM in degrees).", ""]
@@ -230,10 +252,8 @@ def _plt():
     return plt
 
 
-def plot_curves(csv_path: Path, out: Path, best_metric: str | None = None) -> Path | None:
+def plot_curves(csv_path: Path, out: Path, best_metric: str | None = None, meta: Any = None) -> Path | None:
     """Training loss, learning rate and the evaluation metric against the step."""
-    from panfw.engine.runlog import read_metrics_csv
-
     rows = read_metrics_csv(csv_path)
     if not rows:
         return None
@@ -253,7 +273,7 @@ def plot_curves(csv_path: Path, out: Path, best_metric: str | None = None) -> Pa
         if p == "eval":
             for k, (xs, ys) in evals.items():
                 ax.plot(xs, ys, marker="o", ms=3, label=k[len("eval/"):-len(f"/rr/{best_metric}")])
-            ax.set_title(f"test {title(best_metric)} (reduced resolution)")
+            ax.set_title(f"test {title(best_metric, meta)} (reduced resolution)")
             ax.legend(fontsize=7)
         else:
             xs, ys = series[p]

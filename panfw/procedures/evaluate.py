@@ -1,0 +1,147 @@
+"""The evaluation procedure (``panfw eval``): score a checkpoint, a run directory or a registered
+(parameter-free) model on test sets, with baselines beside it, into results.json and report.md."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from panfw.config.recipe import DatasetSpec, EvalSpec, parse_value, structure
+from panfw.engine.data import TestSet, build_test_sets
+from panfw.engine.distributed import pick_device
+from panfw.engine.evaluate import baseline_cost, baseline_model, evaluate
+from panfw.errors import UserError
+from panfw.evaluation.cost import model_cost
+from panfw.evaluation.results import Baseline, ModelInfo, Results, metric_meta
+
+__all__ = ["EvaluateProcedure", "parse_data_option", "score"]
+
+
+def parse_data_option(text: str) -> DatasetSpec:
+    """``NAME[:key=value,...]`` (values in TOML syntax) -> a DatasetSpec."""
+    name, _, rest = text.partition(":")
+    options: dict = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--data {text!r}: {item!r} is not key=value (e.g. --data synthetic:sensor=wv3,n=8)")
+        options[key.strip()] = parse_value(raw.strip())
+    if not name.strip():
+        raise UserError(f"--data {text!r}: no dataset name (e.g. --data wv3 or --data synthetic:sensor=gf2)")
+    return DatasetSpec(name=name.strip(), options=options)
+
+
+class EvaluateProcedure:
+    """``setup()`` (model, test sets, metrics), ``run()`` (scores, baselines), ``save()`` (report)."""
+
+    def __init__(self, spec: str, data: list[DatasetSpec] | None = None, *, root: str = "",
+                 rr_metrics: list[str] | None = None, fr_metrics: list[str] | None = None,
+                 baselines: list[str] | None = None, max_images: int = 0, figures: int = 3,
+                 out_dir: str | None = None, device: str = "auto", echo: Callable[[str], None] = print) -> None:
+        self.spec, self.data, self.root = spec, list(data or []), root
+        self.rr_arg, self.fr_arg = rr_metrics, fr_metrics
+        self.baseline_names = list(baselines or [])
+        self.max_images, self.figures, self.out_dir, self.echo = max_images, figures, out_dir, echo
+        self.device = pick_device(device)
+        self.results: Results | None = None
+        self.shown: dict = {}
+
+    def setup(self) -> EvaluateProcedure:
+        import panfw
+        from panfw.io.checkpoint import load_model
+
+        spec, dev = self.spec, self.device
+        p = Path(spec)
+        self.path = p
+        self.is_ckpt = p.suffix in (".pt", ".pth") or p.exists()
+        state: dict = {}
+        model = None
+        if self.is_ckpt:
+            model, state = load_model(p, map_location="cpu")
+        elif spec not in panfw.registry("models"):
+            load_model(spec)  # raises the UserError naming what is accepted
+        self.state = state
+        recipe = structure(state["recipe"], {}, str(p)) if state.get("recipe") else None
+        ev = recipe.eval if recipe else EvalSpec()
+        self.best_metric = ev.best
+        self.rr = list(self.rr_arg or ev.rr_metrics)
+        self.fr = list(self.fr_arg or ev.fr_metrics)
+        specs = list(self.data)
+        root = self.root
+        if not specs and recipe is not None:
+            specs = list(recipe.data.test or recipe.data.train)
+            root = root or recipe.data.root
+        if not specs:
+            raise UserError("panfw eval: give the test data, e.g. --data wv3 or --data synthetic:sensor=gf2")
+        self.test_sets = build_test_sets(specs, root, max_images=self.max_images)
+        self.label = state["model"]["name"] if state else spec
+        if model is not None:
+            name = state["model"]["name"]
+            bands = int(state["model"].get("options", {}).get("bands") or self.test_sets[0].bands)
+            ratio = int((state.get("data") or {}).get("ratio") or self.test_sets[0].ratio)
+            cost = model_cost(model.cpu(), bands=bands, ratio=ratio)
+            model = model.to(dev).eval()
+            self.model_for: Callable[[TestSet], Any] = lambda ts, m=model: m
+            self.info = ModelInfo(name=name, options=dict(state["model"].get("options", {})), **cost)
+        else:
+            cost = baseline_cost(spec, self.test_sets[0].bands, self.test_sets[0].ratio)
+            if cost["params"]:
+                self.echo(f"note: {spec} has {cost['params']:,} untrained parameters (give a checkpoint to "
+                          "score trained weights)")
+            self.model_for = lambda ts: baseline_model(spec, ts).to(dev)
+            self.info = ModelInfo(name=spec, **cost)
+        return self
+
+    def run(self) -> Results:
+        dev, ts = self.device, self.test_sets
+        final, self.shown = evaluate(self.model_for, ts, self.rr, self.fr, dev, examples=self.figures,
+                                     progress=lambda s: self.echo(f"  {self.label} {s}"))
+        baselines = {}
+        for b in self.baseline_names:
+            res, _ = evaluate(lambda t, n=b: baseline_model(n, t).to(dev), ts, self.rr, self.fr, dev)
+            baselines[b] = Baseline(results=res, **baseline_cost(b, ts[0].bands, ts[0].ratio))
+        self.results = Results(name=f"panfw eval {self.label}", source=str(self.spec), model=self.info,
+                               data=self.state.get("data", {}), metrics=metric_meta(self.rr + self.fr),
+                               best_metric=self.best_metric, final=final, baselines=baselines)
+        return self.results
+
+    def save(self) -> Path:
+        """results.json, report.md and the figures; the tables are echoed."""
+        from panfw.evaluation.report import metric_table, rows_of, write_results
+
+        if self.out_dir is None:
+            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+            p = self.path
+            if self.is_ckpt:
+                out = (p.parent if p.is_file() else p) / "eval" / stamp
+            else:
+                out = Path("runs") / "eval" / self.spec / stamp
+        else:
+            out = Path(self.out_dir)
+        report = write_results(out, self.results, self.shown)
+        rows = rows_of(self.results)
+        for res, head in (("rr", "reduced resolution"), ("fr", "full resolution")):
+            table = metric_table(rows, res, self.results)
+            if table:
+                self.echo(f"\n{head}:\n{table}")
+        self.echo(f"\nreport: {report}")
+        return report
+
+    def cleanup(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def score(spec: str, data: list[Any] | None = None, **kwargs: Any) -> dict:
+    """``panfw eval``: see ``EvaluateProcedure``; returns results.json's content."""
+    proc = EvaluateProcedure(spec, data, **kwargs)
+    try:
+        proc.setup().run()
+        proc.save()
+        return proc.results.to_dict()
+    finally:
+        proc.cleanup()
