@@ -78,7 +78,11 @@ def test_onnx_parity_two_sizes(tmp_path, tiny):
     assert result.ok and result.max_abs <= 1e-4
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert [i.name for i in sess.get_inputs()] == ["lms", "pan", "ms"]
-    model, _ = panfw.export.resolve_model(tiny)
+    from panfw.io.resolve import resolve_model
+
+    res = resolve_model(tiny, bands=3)  # the band count reaches the factory through the build context
+    assert res.kind == "registered" and res.name == tiny and res.bands == 3
+    assert res.model_or_runtime.c2.out_channels == 3
     # the metadata sits in the file too
     from panfw.export.common import read_meta
 

@@ -82,7 +82,7 @@ def read(path):
 
 
 def test_geo_metadata_carried_over(tmp_path, tiny):
-    from panfw.fuse import fuse_scene
+    from panfw.inference.scene import fuse_scene
 
     pan, ms = write_pair(tmp_path)
     out = tmp_path / "out.tif"
@@ -103,7 +103,7 @@ def test_geo_metadata_carried_over(tmp_path, tiny):
 
 def test_mismatched_crs_rejected(tmp_path, tiny):
     from panfw.errors import UserError
-    from panfw.fuse import fuse_scene
+    from panfw.inference.scene import fuse_scene
 
     pan, ms = write_pair(tmp_path, ms_crs="EPSG:32634")
     with pytest.raises(UserError, match="coordinate reference") as exc:
@@ -113,7 +113,7 @@ def test_mismatched_crs_rejected(tmp_path, tiny):
 
 def test_mismatched_extent_rejected(tmp_path, tiny):
     from panfw.errors import UserError
-    from panfw.fuse import fuse_scene
+    from panfw.inference.scene import fuse_scene
 
     pan, ms = write_pair(tmp_path, ms_origin=(ORIGIN[0] + 2.0, ORIGIN[1]))  # one MS pixel east
     with pytest.raises(UserError, match="same ground") as exc:
@@ -126,7 +126,7 @@ def test_mismatched_extent_rejected(tmp_path, tiny):
 
 def test_non_integer_ratio_rejected(tmp_path, tiny):
     from panfw.errors import UserError
-    from panfw.fuse import fuse_scene
+    from panfw.inference.scene import fuse_scene
 
     pan, ms = write_pair(tmp_path, ms_res=PAN_RES * 2.5)
     with pytest.raises(UserError, match="integer") as exc:
@@ -135,7 +135,7 @@ def test_non_integer_ratio_rejected(tmp_path, tiny):
 
 
 def test_tiled_equals_untiled_conv(tmp_path, tiny):
-    from panfw.fuse import fuse_scene
+    from panfw.inference.scene import fuse_scene
 
     pan, ms = write_pair(tmp_path, height=128, width=112, dtype="float32", nodata=None)
     fuse_scene(pan, ms, tiny, tmp_path / "whole.tif", bits=11, tile=128, overlap=0, progress=False)
@@ -151,7 +151,7 @@ def test_tiled_vs_untiled_pantiny(tmp_path):
     statistics. Stated tolerance, [0, 1] scale, 128-pixel tiles overlapping by 64: max 1e-2, mean 2e-3
     (measured with untrained weights on a noisy synthetic scene: Small 3.7e-3 / 9.8e-4, Big
     3.8e-3 / 8.1e-4; see docs/deploy.md)."""
-    from panfw.fuse import fuse_scene
+    from panfw.inference.scene import fuse_scene
 
     if "pantiny_small" not in panfw.registry("models"):
         pytest.skip("PanTiny plugin not installed")
@@ -184,7 +184,7 @@ def test_bands_pick_four_of_eight(tmp_path, tiny):
 
 def test_band_count_mismatch_names_bands_option(tmp_path, tiny):
     from panfw.errors import UserError
-    from panfw.fuse import fuse_scene
+    from panfw.inference.scene import fuse_scene
     from panfw.io.checkpoint import save_checkpoint
 
     ckpt = save_checkpoint({"model": {"name": tiny, "options": {"bands": 4},
@@ -202,7 +202,7 @@ def test_band_count_mismatch_names_bands_option(tmp_path, tiny):
 
 def test_bit_depth_required_for_unknown_sensor(tmp_path, tiny):
     from panfw.errors import UserError
-    from panfw.fuse import fuse_scene
+    from panfw.inference.scene import fuse_scene
 
     pan, ms = write_pair(tmp_path)
     with pytest.raises(UserError, match="--bits"):
@@ -213,7 +213,7 @@ def test_bit_depth_required_for_unknown_sensor(tmp_path, tiny):
 
 def test_nodata_carried_through(tmp_path):
     """Pixels that are nodata in the MS (or PAN) are nodata in the output; DN are rounded and clipped."""
-    from panfw.fuse import fuse_scene
+    from panfw.inference.scene import fuse_scene
 
     pan, ms = write_pair(tmp_path, nodata=0)
     with rasterio.open(ms, "r+") as ds:
@@ -256,21 +256,24 @@ def test_cli_fuse_exit_codes(tmp_path, tiny):
     res = CliRunner().invoke(cli, ["fuse", "--pan", str(tmp_path / "none.tif"), "--ms", str(ms), "--model",
                                    tiny, "-o", str(out)])
     assert res.exit_code == 2 and "not found" in res.output
-    res = CliRunner().invoke(cli, base + ["--bits", "11", "--device", "cuda"])
-    if not torch.cuda.is_available():
-        assert res.exit_code == 2 and "CUDA" in res.output
+    res = CliRunner().invoke(cli, base + ["--bits", "11", "--tile", "48", "--overlap", "16", "--device", "cuda"])
+    if torch.cuda.is_available():  # runs on the GPU and says so
+        assert res.exit_code == 0, res.output
+        assert "cuda" in res.output and "MP/s" in res.output
+    else:
+        assert res.exit_code == 2 and "no CUDA device" in res.output and "--device cpu" in res.output
 
 
 def test_onnx_backend_matches_torch(tmp_path, tiny):
     from panfw.export import export_model
-    from panfw.fuse import fuse_scene
+    from panfw.inference.scene import fuse_scene
 
     pan, ms = write_pair(tmp_path, dtype="float32", nodata=None)
     onnx_file = tmp_path / "m.onnx"
     export_model(tiny, "onnx", onnx_file, min_size=16, opt_size=48, max_size=96)
     a = fuse_scene(pan, ms, tiny, tmp_path / "t.tif", bits=11, tile=48, overlap=16, progress=False)
     b = fuse_scene(pan, ms, onnx_file, tmp_path / "o.tif", bits=11, tile=48, overlap=16, progress=False)
-    assert b.backend == "onnx" and b.model == tiny and a.backend == "torch"
+    assert b.backend == "onnxruntime" and b.model == tiny and a.backend == "torch"
     diff = np.abs(read(tmp_path / "t.tif")[0] - read(tmp_path / "o.tif")[0]) / 2047
     assert diff.max() <= 1e-4
 
@@ -278,7 +281,7 @@ def test_onnx_backend_matches_torch(tmp_path, tiny):
 def test_exported_program_file_as_model(tmp_path, tiny):
     """A .pt2 from panfw export runs with the torch backend and knows its bands from its metadata."""
     from panfw.export import export_model
-    from panfw.fuse import fuse_scene
+    from panfw.inference.scene import fuse_scene
 
     pan, ms = write_pair(tmp_path, dtype="float32", nodata=None)
     prog = tmp_path / "m.pt2"
@@ -296,11 +299,11 @@ def test_exported_program_file_as_model(tmp_path, tiny):
 @pytest.mark.slow
 def test_onnx_backend_from_checkpoint_name(tmp_path, tiny):
     """--backend onnx with a model name exports to a temporary ONNX file sized for the tile."""
-    from panfw.fuse import fuse_scene
+    from panfw.inference.scene import fuse_scene
 
     pan, ms = write_pair(tmp_path, dtype="float32", nodata=None)
     fuse_scene(pan, ms, tiny, tmp_path / "t.tif", bits=11, tile=48, overlap=16, progress=False)
     b = fuse_scene(pan, ms, tiny, tmp_path / "o.tif", bits=11, tile=48, overlap=16, backend="onnx",
                    progress=False)
-    assert b.backend == "onnx"
+    assert b.backend == "onnxruntime"
     assert np.abs(read(tmp_path / "t.tif")[0] - read(tmp_path / "o.tif")[0]).max() / 2047 <= 1e-4

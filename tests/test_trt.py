@@ -108,7 +108,7 @@ def test_fuse_with_trt_backend(tmp_path, tiny):
     import rasterio
     from test_fuse import write_pair
 
-    from panfw.fuse import fuse_scene
+    from panfw.inference.scene import fuse_scene
 
     pan, ms = write_pair(tmp_path, dtype="float32", nodata=None)
     a = fuse_scene(pan, ms, tiny, tmp_path / "t.tif", bits=11, tile=48, overlap=16, device="cpu",

@@ -1,10 +1,35 @@
-"""``panfw export`` and ``panfw fuse``: thin layers over ``panfw.export`` and ``panfw.fuse``."""
+"""``panfw export`` and ``panfw fuse``: thin layers over ``panfw.export`` and ``panfw.inference``."""
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
+
+
+class RuntimeOption(click.Option):
+    """``--backend``: its help lists the runtimes registered and usable on this machine, computed only
+    when help is shown (loading the registry at import would slow every command's start)."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        try:
+            from panfw.inference import describe_runtimes
+
+            names = describe_runtimes()
+        except Exception:  # noqa: BLE001 - help must render even with a broken plugin
+            names = "see panfw list runtimes"
+        self.help = f"{self.help} Here: {names}."
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.help = self.help.rsplit(" Here: ", 1)[0]
+
+
+def backend_option(default_help: str) -> Any:
+    """The shared ``--backend`` option of fuse and eval."""
+    return click.option("--backend", cls=RuntimeOption, metavar="RUNTIME",
+                        help=f"Runtime (panfw list runtimes) [default: {default_help}].")
 
 
 @click.command("export")
@@ -50,8 +75,7 @@ def export_cmd(model: str, fmt: str | None, out: str | None, bands: int | None, 
 @click.option("--sensor", help="Sensor (wv3, wv2, qb, gf2, ...): bit depth and band names for --bands bgrn.")
 @click.option("--tile", default=512, show_default=True, help="Tile size in PAN pixels (multiple of the ratio).")
 @click.option("--overlap", default=64, show_default=True, help="Overlap between tiles in PAN pixels.")
-@click.option("--backend", type=click.Choice(["torch", "onnx", "trt"]),
-              help="Engine [default: onnx for .onnx files, else torch].")
+@backend_option("onnxruntime for .onnx files, tensorrt for .trt.ep, else torch")
 @click.option("--device", help="cpu or cuda [default: cuda when available].")
 @click.option("--bands", help="MS bands for the model, 1-based as in GDAL (e.g. 2,3,5,7) or 'bgrn'.")
 @click.option("--upsample", type=click.Choice(["interp23tap", "bicubic"]),
@@ -63,7 +87,7 @@ def fuse_cmd(pan: str, ms: str, model: str, out: str, bits: int | None, sensor: 
              overlap: int, backend: str | None, device: str | None, bands: str | None, upsample: str | None,
              compress: str, quiet: bool) -> None:
     """Fuse a PAN + MS GeoTIFF scene of any size, tile by tile, into a GeoTIFF on the PAN grid."""
-    from panfw.fuse import fuse_scene
+    from panfw.inference.scene import fuse_scene
 
     report = fuse_scene(pan, ms, model, out, bits=bits, sensor=sensor, tile=tile, overlap=overlap,
                         backend=backend, device=device, bands=bands, upsample=upsample, compress=compress,

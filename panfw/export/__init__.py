@@ -32,8 +32,7 @@ from panfw.export.common import (
     write_meta,
 )
 
-__all__ = ["FORMATS", "ExportResult", "ShapeSpec", "export_model", "resolve_model", "load_exported",
-           "cast_model", "read_meta"]
+__all__ = ["FORMATS", "ExportResult", "ShapeSpec", "export_model", "load_exported", "cast_model", "read_meta"]
 
 # format -> default file suffix
 FORMATS = {"exported_program": ".pt2", "onnx": ".onnx", "tensorrt": ".trt.ep"}
@@ -71,38 +70,6 @@ class ExportResult:
         return "\n".join(lines)
 
 
-def resolve_model(spec: str | Path | nn.Module, bands: int | None = None,
-                  ratio: int | None = None) -> tuple[nn.Module, dict]:
-    """The model for a checkpoint, run directory or registered name, and what is known about it:
-    ``{"name", "options", "source", "data": {sensor, bands, ratio, bit_depth}}``."""
-    from panfw.io.checkpoint import build_model, load_model
-
-    if isinstance(spec, nn.Module):
-        info = {"name": type(spec).__name__, "options": {}, "source": "<module>", "data": {}}
-        model = spec.eval()
-    else:
-        p = Path(spec)
-        if p.suffix in (".pt", ".pth") or p.exists():
-            model, state = load_model(p)
-            data = dict(state.get("data") or {})
-            info = {"name": state["model"]["name"], "options": dict(state["model"].get("options") or {}),
-                    "source": str(p), "data": data}
-            known = data.get("bands") or info["options"].get("bands")
-            if bands is not None and known is not None and int(known) != bands:
-                raise UserError(f"{p}: the checkpoint's model takes {known} bands, not --bands {bands}")
-        elif str(spec) in panfw.registry("models"):
-            model = build_model(str(spec), {}, bands=bands or 4).eval()
-            info = {"name": str(spec), "options": {"bands": bands or 4}, "source": "registered (untrained)",
-                    "data": {}}
-        else:
-            model, _ = load_model(str(spec))  # raises the UserError that names what is accepted
-            info = {"name": str(spec), "options": {}, "source": str(spec), "data": {}}
-    data = info["data"]
-    data["bands"] = int(bands or data.get("bands") or info["options"].get("bands") or 4)
-    data["ratio"] = int(ratio or data.get("ratio") or info["options"].get("ratio") or 4)
-    return model, info
-
-
 def default_output(spec: Any, fmt: str, precision: str = "fp32") -> Path:
     """``runs/x/best.pt`` -> ``runs/x/best.onnx``; a model name -> ``<name>.onnx`` here."""
     p = Path(str(spec))
@@ -128,13 +95,22 @@ def export_model(spec: str | Path | nn.Module, fmt: str, out: str | Path | None 
         from panfw.export.tensorrt import require_trt
 
         require_trt()  # fail before loading anything
-    model, info = resolve_model(spec, bands=bands, ratio=ratio)
-    shape = ShapeSpec(bands=info["data"]["bands"], ratio=info["data"]["ratio"], min_size=min_size,
+    from panfw.io.resolve import resolve_model
+
+    res = resolve_model(spec, bands=bands, ratio=ratio)
+    if not res.is_module:
+        raise UserError(f"{res.source} is already an exported {res.kind} file; export its checkpoint instead")
+    if bands is not None and res.kind == "checkpoint" and res.bands is not None and res.bands != bands:
+        raise UserError(f"{res.source}: the checkpoint's model takes {res.bands} bands, not --bands {bands}")
+    model = res.model_or_runtime
+    data = {**res.data, "bands": int(res.bands or bands or 4), "ratio": int(ratio or res.data.get("ratio") or 4)}
+    shape = ShapeSpec(bands=data["bands"], ratio=data["ratio"], min_size=min_size,
                       opt_size=opt_size, max_size=max_size)
-    path = Path(out) if out else default_output(spec if not isinstance(spec, nn.Module) else info["name"],
+    path = Path(out) if out else default_output(spec if not isinstance(spec, nn.Module) else res.name,
                                                 fmt, precision)
+    info = {"name": res.name, "options": res.options}
     meta = {"kind": fmt, "model": {"name": info["name"], "options": info["options"]},
-            "source": info["source"], "data": info["data"], "bands": shape.bands, "ratio": shape.ratio,
+            "source": res.source, "data": data, "bands": shape.bands, "ratio": shape.ratio,
             "precision": precision, "min_size": shape.min_size, "opt_size": shape.opt_size,
             "max_size": shape.max_size, "inputs": list(INPUT_NAMES), "output": OUTPUT_NAME,
             "panfw_version": panfw.__version__}
@@ -172,24 +148,12 @@ def export_model(spec: str | Path | nn.Module, fmt: str, out: str | Path | None 
 
 def load_exported(path: str | Path, device: str = "cpu") -> tuple[Callable[..., torch.Tensor], dict]:
     """A callable ``f(lms, pan, ms) -> hrms`` for an exported file (.onnx, .pt2, TensorRT .ep) and
-    its metadata ({} when none is stored)."""
+    its metadata ({} when none is stored); resolved by ``panfw.io.resolve`` like every model spec."""
+    from panfw.io.resolve import resolve_model
+
     path = Path(path)
     if not path.is_file():
         raise UserError(f"exported model {str(path)!r} not found")
-    meta = read_meta(path)
-    if path.suffix == ".onnx":
-        from panfw.export.onnx import OnnxRunner
-
-        runner = OnnxRunner(path, device=device)
-        if "bands" not in meta and runner.bands:
-            meta["bands"] = runner.bands
-        return runner, meta
-    if meta.get("kind") == "tensorrt" or path.name.endswith(".trt.ep"):
-        from panfw.export.tensorrt import load_trt
-
-        module, inner = load_trt(path)
-        return module, {**inner, **meta}
-    from panfw.export.torch_export import load_program
-
-    module, inner = load_program(path)
-    return module.to(device), {**inner, **meta}
+    res = resolve_model(path, device=device)
+    model = res.model_or_runtime
+    return (model.to(device) if isinstance(model, nn.Module) else model), read_meta(path)

@@ -107,16 +107,16 @@ class CastIO(nn.Module):
 
 
 def _keep_fp32(module: nn.Module, precision: str) -> bool:
-    name = type(module).__name__.lower()
-    if isinstance(module, (nn.LayerNorm, nn.GroupNorm)) or "layernorm" in name:
-        return True
-    # FP16 only: channel attention L2-normalises over H*W pixels; the sum of squares overflows FP16
-    return precision == "fp16" and "attention" in name
+    # the module says so (``keep_fp32``, see panfw.layers.keeps_fp32): no matching of class names
+    from panfw.layers.precision import keeps_fp32
+
+    return keeps_fp32(module, precision)
 
 
 def cast_model(model: nn.Module, precision: str) -> nn.Module:
-    """The model in ``precision`` (fp32, fp16, bf16) with FP32 inputs and outputs; LayerNorm (and,
-    for FP16, attention blocks) kept in FP32 since TensorRT 11 builds strongly typed networks."""
+    """The model in ``precision`` (fp32, fp16, bf16) with FP32 inputs and outputs; modules that declare
+    ``keep_fp32`` (LayerNorms; for FP16, channel attention) and torch's LayerNorm/GroupNorm stay FP32,
+    since TensorRT 11 builds strongly typed networks."""
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r}; accepted: {', '.join(PRECISIONS)}")
     if precision == "fp32":
