@@ -1,0 +1,14 @@
+"""panfw bundled plugin: the deep pan-sharpening baselines (PNN, PanNet, MSDCNN, DiCNN, FusionNet, LAGConv,
+PanFlow, PSCINN, Pan-Mamba), one file per model family; see docs/models.md."""
+
+import panfw
+from panfw_baselines import dicnn, fusionnet, lagconv, msdcnn, pannet, pnn
+
+FAMILIES = (pnn, pannet, msdcnn, dicnn, fusionnet, lagconv)
+
+
+@panfw.hookimpl
+def register_models(register):
+    for family in FAMILIES:
+        for name, (factory, meta) in family.MODELS.items():
+            register(name, factory, **meta)
