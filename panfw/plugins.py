@@ -10,6 +10,9 @@ and a plugin that fails is removed whole. Environment:
 - ``PANFW_LOAD_PLUGINS=a,b``: load only these entry points (empty string: none);
 - ``PANFW_DISABLE_PLUGINS=a,b``: skip these entry points.
 
+The core's own implementations of a hook (the runtimes of ``panfw.inference.runtimes``) are
+registered first, through the same hooks, whatever these variables say.
+
 Two plugins registering the same name in one registry is always an error naming both.
 """
 
@@ -58,6 +61,23 @@ class _HookFailed(Exception):
         self.hook, self.exc = hook, exc
 
 
+def _builtin_plugins() -> list[tuple[str, Callable[[], Any]]]:
+    """The core modules that implement hooks, as (plugin name, loader)."""
+
+    def runtimes() -> Any:
+        from panfw.inference import runtimes as module
+
+        return module
+
+    return [("panfw.inference.runtimes", runtimes)]
+
+
+def _version() -> str:
+    from panfw import __version__
+
+    return __version__
+
+
 def _strict() -> bool:
     return os.environ.get("PANFW_STRICT_PLUGINS", "") not in ("", "0", "false", "no")
 
@@ -87,6 +107,12 @@ class PluginSystem:
         self._loaded = True
         allow, block = _env_list("PANFW_LOAD_PLUGINS"), _env_list("PANFW_DISABLE_PLUGINS") or set()
         loaded: list[tuple[Any, str, PluginInfo]] = []
+        for name, load in _builtin_plugins():
+            info = PluginInfo(name=name, module=name, package="panfw", version=_version())
+            try:
+                loaded.append((load(), name, info))
+            except Exception as exc:  # noqa: BLE001 - reported like a plugin's, fatal under strict mode
+                self._fail(info, f"import failed: {type(exc).__name__}: {exc}", exc)
         for ep in sorted(importlib.metadata.entry_points(group="panfw"), key=lambda e: e.name):
             if (allow is not None and ep.name not in allow) or ep.name in block or ep.name in self.info:
                 continue

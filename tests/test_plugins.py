@@ -15,6 +15,8 @@ from panfw.errors import DuplicateNameError, PluginError, RegistryError
 from panfw.plugins import PanfwWarning, PluginSystem, get_system
 from panfw.registries import KIND_TABLE, KINDS
 
+BUILTIN = {name for name, _ in plugins._builtin_plugins()}
+
 
 class _Fake:
     """A fake entry point, the shape importlib.metadata gives."""
@@ -296,16 +298,19 @@ def test_load_and_disable_lists(fake_entry_points, monkeypatch):
     monkeypatch.setenv("PANFW_DISABLE_PLUGINS", "good")
     system = PluginSystem()
     system.load_entrypoints()
-    assert set(system.info) == {"other"} and "good_block" not in system.registries["fusions"]
+    assert set(system.info) - BUILTIN == {"other"} and "good_block" not in system.registries["fusions"]
     monkeypatch.delenv("PANFW_DISABLE_PLUGINS")
     monkeypatch.setenv("PANFW_LOAD_PLUGINS", "good")
     system = PluginSystem()
     system.load_entrypoints()
-    assert set(system.info) == {"good"} and "other_block" not in system.registries["fusions"]
+    assert set(system.info) - BUILTIN == {"good"} and "other_block" not in system.registries["fusions"]
     monkeypatch.setenv("PANFW_LOAD_PLUGINS", "")
     system = PluginSystem()
     system.load_entrypoints()
-    assert system.info == {}
+    # no plugin, but the core's own hook implementations (the runtimes) are always there
+    assert set(system.info) == BUILTIN
+    assert system.registries["runtimes"].get("torch").plugin == "panfw.inference.runtimes"
+    assert system.info["panfw.inference.runtimes"].package == "panfw"
 
 
 def test_register_and_unregister_at_run_time(plugin_registered):

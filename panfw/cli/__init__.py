@@ -6,6 +6,7 @@ Plugins add commands through the ``register_commands(cli)`` hook.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 import warnings
@@ -35,6 +36,10 @@ class PanfwGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:
+            # the reader (``panfw list | head``) went away: not an error; silence the flush at exit
+            sys.stdout = open(os.devnull, "w")
+            sys.exit(0)
         except Exception:  # noqa: BLE001
             click.echo("internal error (please report it):\n" + traceback.format_exc(), err=True)
             sys.exit(1)
