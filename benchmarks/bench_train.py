@@ -32,7 +32,7 @@ def make_batch(batch: int, size: int, bands: int = 4, ratio: int = 4, seed: int 
 
 def time_steps(model_name: str, compile_: bool, batch: int, size: int, steps: int, warmup: int) -> dict:
     from panfw.config.recipe import LossTerm
-    from panfw.engine.trainer import build_loss
+    from panfw.engine.objective import build_loss
 
     torch.manual_seed(0)
     model = panfw.create_model(model_name, bands=4)

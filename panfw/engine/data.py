@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -207,7 +206,7 @@ def eval_batch_size(sample: dict, pixels: int = 512 * 512) -> int:
 
 
 def iterate_batches(ds: Any, batch_size: int) -> Iterator[dict]:
-    """Batches of a test set in order, collated by the datasets plugin's collate."""
+    """Batches of a test set in order, collated by the core collate."""
     collate = collate_fn()
     n = len(ds)
     for start in range(0, n, batch_size):
@@ -216,7 +215,3 @@ def iterate_batches(ds: Any, batch_size: int) -> Iterator[dict]:
             yield collate(items)
         else:  # scenes of different sizes (e.g. a folder of whole images): one at a time
             yield from (collate([it]) for it in items)
-
-
-def n_batches(n: int, batch: int) -> int:
-    return math.ceil(n / batch)
