@@ -9,7 +9,7 @@ from panfw.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 __all__ = ["hookimpl", "create", "create_model", "create_fusion", "create_refine", "create_loss",
-           "create_metric", "create_dataset", "create_runtime", "registry", "__version__"]
+           "create_metric", "create_dataset", "create_runtime", "load_model", "registry", "__version__"]
 
 
 def registry(kind: str):
@@ -59,3 +59,11 @@ def create_runtime(name: str, model_or_path: Any, *, context: Mapping[str, Any] 
                    **options: Any) -> Any:
     """Build a registered runtime around a model or an exported file: ``runtime(lms, pan, ms) -> hrms``."""
     return create("runtimes", name, model_or_path, context=context, **options)
+
+
+def load_model(spec: Any, **options: Any) -> Any:
+    """A ready model from a checkpoint, run directory, registered name or exported file (.pt2, .onnx,
+    TensorRT .ep), e.g. ``load_model("runs/x/best.pt")``; see ``panfw.io.resolve.load_model``."""
+    from panfw.io.resolve import load_model as _load
+
+    return _load(spec, **options)
