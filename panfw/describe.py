@@ -72,10 +72,10 @@ def record(entry: Entry, cost: bool = True, bands: int | None = None, size: int 
 
 def describe(kind: str, name: str, bands: int | None = None, size: int = FIGURE_SIZE) -> str:
     """A human-readable description of one registered entry."""
-    import panfw
+    from panfw.plugins import registry
 
     kind = kind_of(kind)
-    entry = panfw.registry(kind.name).get(name)
+    entry = registry(kind.name).get(name)
     rec = record(entry, bands=bands, size=size)
     lines = [f"{entry.name} ({kind.singular}, from plugin {entry.plugin})"]
     if entry.summary:

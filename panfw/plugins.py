@@ -73,9 +73,10 @@ def _builtin_plugins() -> list[tuple[str, Callable[[], Any]]]:
 
 
 def _version() -> str:
-    from panfw import __version__
-
-    return __version__
+    try:
+        return importlib.metadata.version("panfw")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return ""
 
 
 def _strict() -> bool:
