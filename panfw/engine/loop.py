@@ -40,7 +40,7 @@ from typing import Any
 
 import torch
 
-from panfw.engine import distributed as D
+import panfw.engine.distributed as D
 from panfw.engine.state import LoopState
 from panfw.errors import UserError
 

@@ -10,8 +10,8 @@ import datetime
 import json
 from pathlib import Path
 
+import panfw.engine.distributed as D
 from panfw.config.recipe import Recipe, load_recipe
-from panfw.engine import distributed as D
 from panfw.errors import UserError
 from panfw.procedures.train import train
 

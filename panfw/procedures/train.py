@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
+import panfw.engine.distributed as D
 from panfw.config.recipe import Recipe
-from panfw.engine import distributed as D
 from panfw.engine.callbacks import BestModel, Checkpoint, EMACallback, EvalEvery, LRSchedule, save_every_steps
 from panfw.engine.data import ResumableSampler, build_test_sets, build_train_data, collate_fn, test_specs
 from panfw.engine.ema import EMA
