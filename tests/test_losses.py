@@ -1,4 +1,5 @@
-"""Losses: values on inputs where they can be computed by hand, and weighted composition."""
+"""Loss terms: values on inputs where they can be computed by hand, and the core's weighted composition
+of the registered terms."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import torch
 
 import panfw
 from panfw.config.recipe import LossTerm
+from panfw.engine.objective import WeightedLoss, build_loss
 from panfw.errors import RegistryError, UserError
-from panfw_losses import WeightedLoss, build_loss
 
 
 @pytest.fixture
@@ -19,7 +20,11 @@ def image():
 
 
 def test_losses_are_registered():
-    assert {"l1", "charbonnier", "ssim", "focal", "weighted"} <= set(panfw.registry("losses").names())
+    assert {"l1", "charbonnier", "ssim", "focal"} <= set(panfw.registry("losses").names())
+    for name in ("l1", "charbonnier", "ssim", "focal"):
+        assert panfw.registry("losses").get(name).meta["kind"] == "reference"
+    # composition is the core's (panfw.engine.objective), not a registered loss
+    assert "weighted" not in panfw.registry("losses").names()
 
 
 @pytest.mark.parametrize("name", ["l1", "ssim", "focal"])
@@ -103,7 +108,6 @@ def test_terms_from_a_recipe_tuples_or_tables_are_the_same(image):
         [{"name": "l1", "weight": 3.0}, {"name": "ssim", "weight": 4.0, "padding": "zero"}],
     ]
     values = [build_loss(f)(pred, image) for f in forms]
-    values.append(panfw.create_loss("weighted", terms=forms[2])(pred, image))
     for v in values[1:]:
         torch.testing.assert_close(v, values[0])
 

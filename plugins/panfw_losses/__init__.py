@@ -1,15 +1,14 @@
-"""panfw bundled plugin: l1, charbonnier, ssim, focal and weighted composite losses."""
+"""panfw bundled plugin: loss terms. Reference: l1, charbonnier, ssim, focal; no-reference (full
+resolution): spectral_consistency, spatial_consistency. The core composes a recipe's weighted terms."""
 
 import panfw
-from panfw_losses.losses import LOSSES, WeightedLoss, build_loss
-
-__all__ = ["build_loss", "WeightedLoss"]
+from panfw_losses.losses import LOSSES
 
 
 @panfw.hookimpl
 def register_losses(register):
     for name, factory in LOSSES.items():
-        register(name, factory)
+        register(name, factory, kind="reference")  # forward(pred, target)
     from panfw_losses.no_reference import NO_REFERENCE_LOSSES  # full-resolution consistency (panfw adapt)
 
     for name, factory in NO_REFERENCE_LOSSES.items():

@@ -1,4 +1,5 @@
-"""Pixel losses and their weighted composition.
+"""Reference pixel losses: ``forward(pred, target)``; the core composes a recipe's weighted terms
+(``panfw.engine.objective``).
 
 PanTiny's paper loss (Eq. 5-8) is ``1.5 charbonnier + 4 ssim + 1.5 focal``; the released training
 code actually ran ``3 l1 + 4 ssim`` (its ``focal`` key fell back to a second L1). Both are recipes.
@@ -7,14 +8,10 @@ Inputs are predictions and targets in [0,1]; every loss returns a scalar mean.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-import panfw
 from panfw.errors import UserError
 from panfw.ops.ssim import PADDINGS, ssim
 
@@ -89,63 +86,4 @@ def focal(r1: float = 1.1, scale: float = 255.0) -> nn.Module:
     return FocalLoss(r1, scale)
 
 
-class WeightedLoss(nn.Module):
-    """Sum of weight x term; after each call ``last_terms`` maps term names to their (detached) values."""
-
-    def __init__(self, terms: list[tuple[str, float, nn.Module]]) -> None:
-        super().__init__()
-        if not terms:
-            raise UserError("loss.terms: a weighted loss needs at least one term with a non-zero weight")
-        self.names = [name for name, _, _ in terms]
-        self.weights = [float(w) for _, w, _ in terms]
-        self.terms = nn.ModuleList(term for _, _, term in terms)
-        self.last_terms: dict[str, torch.Tensor] = {}
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        total, values = 0.0, {}
-        for name, weight, term in zip(self.names, self.weights, self.terms):
-            value = term(pred, target)
-            values[name] = value.detach()
-            total = total + weight * value
-        self.last_terms = values
-        return total
-
-    def extra_repr(self) -> str:
-        return " + ".join(f"{w:g}*{n}" for n, w in zip(self.names, self.weights))
-
-
-def _term_fields(term: Any) -> tuple[str, float, dict]:
-    """(name, weight, options) of a tuple, a recipe LossTerm, or a TOML-style table."""
-    if isinstance(term, Mapping):
-        options = {k: v for k, v in term.items() if k not in ("name", "weight")}
-        return term["name"], term.get("weight", 1.0), options
-    if isinstance(term, tuple | list):
-        name, weight, *options = term
-        return name, weight, dict(options[0]) if options else {}
-    return term.name, term.weight, dict(term.options)
-
-
-def build_loss(terms: Iterable[Any]) -> WeightedLoss:
-    """The weighted sum of registered losses: terms are (name, weight, options) tuples, recipe
-    ``LossTerm`` objects or {"name", "weight", ...options} tables. Zero-weight terms are left out."""
-    built, seen = [], set()
-    for i, term in enumerate(terms):
-        name, weight, options = _term_fields(term)
-        if weight == 0:
-            continue
-        try:
-            module = panfw.create_loss(name, **options)
-        except UserError as exc:
-            raise UserError(f"loss.terms[{i}]: {exc}") from None
-        key = name if name not in seen else f"{name}_{i}"
-        seen.add(key)
-        built.append((key, weight, module))
-    return WeightedLoss(built)
-
-
-def weighted(terms: list) -> nn.Module:
-    """Weighted sum of registered losses: terms = [{name = "l1", weight = 3.0}, {name = "ssim", ...}]."""
-    return build_loss(terms)
-
-
-LOSSES = {"l1": l1, "charbonnier": charbonnier, "ssim": ssim_loss, "focal": focal, "weighted": weighted}
+LOSSES = {"l1": l1, "charbonnier": charbonnier, "ssim": ssim_loss, "focal": focal}
