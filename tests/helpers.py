@@ -1,0 +1,136 @@
+"""Test helpers shared by the test modules: tiny data files and consistent image triples.
+
+pytest puts ``tests/`` on ``sys.path`` (the folder of the root ``conftest.py``, default "prepend"
+import mode), so ``from helpers import ...`` works from ``tests/`` and ``tests/contracts/`` alike.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# ---- tiny PanCollection h5 files -------------------------------------------------------------------
+
+
+def write_h5(path: str | Path, n: int = 3, c: int = 8, size: int = 16, ratio: int = 4, with_gt: bool = True,
+             top: float = 2047.0, seed: int = 0, **override: Any) -> dict[str, np.ndarray]:
+    """A tiny PanCollection-format file (float64 DN, N x C x H x W, uniform random values)."""
+    import h5py
+
+    rng = np.random.default_rng(seed)
+    m = size // ratio
+    arrays = {"lms": rng.uniform(0, top, (n, c, size, size)), "ms": rng.uniform(0, top, (n, c, m, m)),
+              "pan": rng.uniform(0, top, (n, 1, size, size))}
+    if with_gt:
+        arrays["gt"] = rng.uniform(0, top, (n, c, size, size))
+    arrays.update(override)
+    with h5py.File(path, "w") as f:
+        for k, v in arrays.items():
+            if v is not None:
+                f.create_dataset(k, data=v)
+    return arrays
+
+
+# PanCollection sensors: (bands, max DN, splits with files)
+H5_SENSORS = {"wv3": (8, 2047.0, ("train", "valid", "test_rr", "test_fr")),
+              "qb": (4, 2047.0, ("train", "valid", "test_rr", "test_fr")),
+              "gf2": (4, 1023.0, ("train", "valid", "test_rr", "test_fr")),
+              "wv2": (8, 2047.0, ("test_rr", "test_fr"))}
+
+
+def make_pancollection_root(root: Path, n: int = 2, size: int = 16) -> Path:
+    """A folder with a tiny file for every PanCollection sensor and split (upstream file names)."""
+    names = {"train": "train_{s}.h5", "valid": "valid_{s}.h5", "test_rr": "test_{s}_multiExm1.h5",
+             "test_fr": "test_{s}_OrigScale_multiExm1.h5"}
+    root.mkdir(parents=True, exist_ok=True)
+    for k, (sensor, (c, top, splits)) in enumerate(H5_SENSORS.items()):
+        for j, split in enumerate(splits):
+            write_h5(root / names[split].format(s=sensor), n=n, c=c, size=size, top=top,
+                     with_gt=split != "test_fr", seed=10 * k + j)
+    return root
+
+
+# ---- tiny TIFF folders -----------------------------------------------------------------------------
+
+
+def write_tif(path: str | Path, arr: np.ndarray) -> None:
+    """A plain (not georeferenced) GeoTIFF of a (C, H, W) array."""
+    import rasterio
+
+    arr = np.asarray(arr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NotGeoreferencedWarning
+        with rasterio.open(path, "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0],
+                           dtype=arr.dtype) as dst:
+            dst.write(arr)
+
+
+def make_tiff_folder(base: Path, n: int = 3, c: int = 4, size: int = 32, pan_size: int | None = None,
+                     dtype: Any = np.uint8, top: int = 255, seed: int = 0) -> Path:
+    """Folders ms/ and pan/ of ``n`` random tiles paired by name (the PanTiny paper's layout)."""
+    rng = np.random.default_rng(seed)
+    for sub in ("ms", "pan"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        write_tif(base / "ms" / f"tile_{i}.tif", rng.integers(0, top, (c, size, size)).astype(dtype))
+        p = pan_size or size
+        write_tif(base / "pan" / f"tile_{i}.tif", rng.integers(0, top, (1, p, p)).astype(dtype))
+    return base
+
+
+# ---- tiny data for every registered dataset -------------------------------------------------------
+
+# name -> (make(tmp_path) -> build options, splits to check); the contract test fails for a
+# registered dataset without an entry here, so a new dataset gets tiny data the day it registers
+def _h5(sensor: str) -> tuple[Callable[[Path], dict], tuple[str, ...]]:
+    return (lambda tmp: {"root": str(make_pancollection_root(tmp / "pc"))}), H5_SENSORS[sensor][2]
+
+
+def _tiff(tmp: Path) -> dict:
+    make_tiff_folder(tmp / "tiles" / "train", n=2, c=8)
+    make_tiff_folder(tmp / "tiles" / "valid", n=1, c=8, seed=3)
+    make_tiff_folder(tmp / "tiles" / "test", n=2, c=8, seed=1)
+    make_tiff_folder(tmp / "tiles" / "full", n=1, c=8, size=8, pan_size=32, seed=2)
+    return {"path": str(tmp / "tiles"), "sensor": "wv3"}
+
+
+TINY_DATASETS: dict[str, tuple[Callable[[Path], dict], tuple[str, ...]]] = {
+    **{s: _h5(s) for s in H5_SENSORS},
+    "tiff_folder": (_tiff, ("train", "valid", "test_rr", "test_fr")),
+    "synthetic": (lambda tmp: {"sensor": "wv3", "n": 2, "size": 16}, ("train", "valid", "test_rr", "test_fr")),
+}
+
+
+# ---- images consistent with an acquisition --------------------------------------------------------
+
+
+def smooth_image(b: int, c: int, h: int, w: int, seed: int = 0, dtype: torch.dtype = torch.float64,
+                 lo: float = 0.2, hi: float = 0.8, cell: int = 8) -> torch.Tensor:
+    """Smooth random images in [lo, hi]: a random grid of one value per ``cell`` pixels, bicubically
+    enlarged (band-limited)."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(b, c, max(2, h // cell), max(2, w // cell), generator=g, dtype=torch.float64)
+    x = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+    return (lo + (hi - lo) * x).to(dtype)
+
+
+def consistent_triple(sensor: str = "generic", bands: int = 4, size: int = 64, batch: int = 2, seed: int = 0,
+                      dtype: torch.dtype = torch.float64, cell: int = 32) -> dict[str, Any]:
+    """A fused image with the MS and PAN it is consistent with: ``ms`` its MTF filtering and
+    decimation by the sensor (panfw.ops, as Wald's protocol degrades), ``lms`` = interp23tap(ms),
+    ``pan`` the mean of its bands (a linear spectral response). The content is smooth (one random
+    value per ``cell`` pixels); the smoother, the closer the PAN's and the MS's MTFs agree on it."""
+    from panfw.ops import interp23tap, mtf_filter
+    from panfw.sensors import get_sensor
+
+    s = get_sensor(sensor)
+    fused = smooth_image(batch, bands, size, size, seed, dtype, cell=cell)
+    ms = mtf_filter(fused, s.gains(bands), s.ratio, decimate=True)
+    return {"fused": fused, "ms": ms, "lms": interp23tap(ms, s.ratio), "pan": fused.mean(1, keepdim=True),
+            "sensor": s.name, "ratio": s.ratio}
