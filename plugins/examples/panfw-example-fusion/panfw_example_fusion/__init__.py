@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import panfw
+from panfw.layers import resize_to
 
 
 class ExampleGate(nn.Module):
@@ -19,11 +19,11 @@ class ExampleGate(nn.Module):
         self.detail = nn.Conv2d(pan_channels, dim, 3, padding=1)
 
     def forward(self, feat: torch.Tensor, pan: torch.Tensor) -> torch.Tensor:
-        pan = F.interpolate(pan, size=feat.shape[-2:], mode="bilinear", align_corners=False)
+        pan = resize_to(pan, feat)  # the shared building block: a no-op when the grids already match
         gate = torch.sigmoid(self.gate(torch.cat([feat, pan], dim=1)))
         return feat + gate * self.detail(pan)
 
 
 @panfw.hookimpl
 def register_fusions(register):
-    register("example_gate", ExampleGate)
+    register("example_gate", ExampleGate, summary="Example third-party block: a PAN-gated detail injection")
