@@ -69,3 +69,26 @@ def test_parse_data_option():
     spec = parse_data_option("synthetic:sensor=gf2,n=8,bands=bgrn")
     assert spec.name == "synthetic" and spec.options == {"sensor": "gf2", "n": 8, "bands": "bgrn"}
     assert parse_data_option("wv3").options == {}
+
+
+def test_eval_a_sweep_directory_scores_every_variant(trained, tmp_path):
+    extra = """
+[[sweep]]
+name = "narrow"
+set = { "model.width" = 2 }
+[[sweep]]
+name = "wide"
+set = { "model.width" = 6 }
+"""
+    recipe = tiny.write_recipe(tmp_path, tiny.RECIPE, extra)
+    run(str(recipe), ["train.steps=2", "eval.every=0", "eval.figures=0", "eval.baselines=[]"])
+    sweep_dir = next((tmp_path / "runs" / "tiny").iterdir())
+    out = tmp_path / "ev"
+    res = CliRunner().invoke(cli, ["eval", str(sweep_dir), "--data", "tiny_set:n=2", "--figures", "0",
+                                   "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    table = (out / "comparison.md").read_text()
+    assert "| narrow |" in table and "| wide |" in table
+    for v in ("narrow", "wide"):
+        results = json.loads((out / v / "results.json").read_text())
+        assert results["final"]["tiny_set"]["rr"]["tiny_psnr"]["n"] == 2

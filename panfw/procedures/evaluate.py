@@ -51,19 +51,18 @@ class EvaluateProcedure:
         self.shown: dict = {}
 
     def setup(self) -> EvaluateProcedure:
+        """Resolve the model (``panfw.io.resolve``: checkpoint, run directory, exported file or
+        registered name), its recipe's metrics and test sets, and its cost."""
         import panfw
-        from panfw.io.checkpoint import load_model
+        from panfw.io.resolve import resolve_model
 
         spec, dev = self.spec, self.device
         p = Path(spec)
         self.path = p
-        self.is_ckpt = p.suffix in (".pt", ".pth") or p.exists()
-        state: dict = {}
-        model = None
-        if self.is_ckpt:
-            model, state = load_model(p, map_location="cpu")
-        elif spec not in panfw.registry("models"):
-            load_model(spec)  # raises the UserError naming what is accepted
+        registered = spec in panfw.registry("models") and not p.exists()
+        self.is_ckpt = not registered
+        resolved = None if registered else resolve_model(spec, device=str(dev))
+        state: dict = (resolved.checkpoint or {}) if resolved is not None else {}
         self.state = state
         recipe = structure(state["recipe"], {}, str(p)) if state.get("recipe") else None
         ev = recipe.eval if recipe else EvalSpec()
@@ -78,15 +77,18 @@ class EvaluateProcedure:
         if not specs:
             raise UserError("panfw eval: give the test data, e.g. --data wv3 or --data synthetic:sensor=gf2")
         self.test_sets = build_test_sets(specs, root, max_images=self.max_images)
-        self.label = state["model"]["name"] if state else spec
-        if model is not None:
-            name = state["model"]["name"]
-            bands = int(state["model"].get("options", {}).get("bands") or self.test_sets[0].bands)
-            ratio = int((state.get("data") or {}).get("ratio") or self.test_sets[0].ratio)
-            cost = model_cost(model.cpu(), bands=bands, ratio=ratio)
-            model = model.to(dev).eval()
+        self.label = resolved.name if resolved is not None else spec
+        if resolved is not None:
+            model = resolved.model_or_runtime
+            bands = int(resolved.bands or self.test_sets[0].bands)
+            ratio = int(resolved.data.get("ratio") or self.test_sets[0].ratio)
+            if isinstance(model, torch.nn.Module):
+                cost = model_cost(model.cpu(), bands=bands, ratio=ratio)
+                model = model.to(dev).eval()
+            else:  # an exported file's runtime: no parameters to count, no FLOPs to trace
+                cost = {"params": None, "flops": None}
             self.model_for: Callable[[TestSet], Any] = lambda ts, m=model: m
-            self.info = ModelInfo(name=name, options=dict(state["model"].get("options", {})), **cost)
+            self.info = ModelInfo(name=resolved.name, options=dict(resolved.options), **cost)
         else:
             cost = baseline_cost(spec, self.test_sets[0].bands, self.test_sets[0].ratio)
             if cost["params"]:
@@ -137,7 +139,13 @@ class EvaluateProcedure:
 
 
 def score(spec: str, data: list[Any] | None = None, **kwargs: Any) -> dict:
-    """``panfw eval``: see ``EvaluateProcedure``; returns results.json's content."""
+    """``panfw eval``: see ``EvaluateProcedure``; returns results.json's content. A sweep directory
+    (``sweep.toml`` inside) scores every variant's checkpoint and writes a comparison table:
+    returns {variant: results}."""
+    from panfw.procedures.run import SWEEP_FILE
+
+    if (Path(spec) / SWEEP_FILE).is_file():
+        return score_sweep(Path(spec), data, **kwargs)
     proc = EvaluateProcedure(spec, data, **kwargs)
     try:
         proc.setup().run()
@@ -145,3 +153,24 @@ def score(spec: str, data: list[Any] | None = None, **kwargs: Any) -> dict:
         return proc.results.to_dict()
     finally:
         proc.cleanup()
+
+
+def score_sweep(sweep_dir: Path, data: list[Any] | None = None, *, out_dir: str | None = None,
+                echo: Callable[[str], None] = print, **kwargs: Any) -> dict:
+    """Score each variant of a sweep directory (its best.pt, else last.pt) and write comparison.md."""
+    from panfw.evaluation.report import write_comparison
+
+    variants = sorted(d for d in sweep_dir.iterdir()
+                      if d.is_dir() and ((d / "best.pt").is_file() or (d / "last.pt").is_file()))
+    if not variants:
+        raise UserError(f"{sweep_dir}: a sweep directory without any trained variant (no <variant>/best.pt "
+                        "or last.pt); train it with panfw run first")
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(out_dir) if out_dir is not None else sweep_dir / "eval" / stamp
+    results = {}
+    for d in variants:
+        echo(f"== sweep variant {d.name} ==")
+        results[d.name] = score(str(d), data, out_dir=str(out / d.name), echo=echo, **kwargs)
+    text = write_comparison(out, sweep_dir.name, results)
+    echo(text)
+    return results
