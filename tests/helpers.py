@@ -71,6 +71,17 @@ def write_tif(path: str | Path, arr: np.ndarray) -> None:
             dst.write(arr)
 
 
+def write_geotiff(path: str | Path, arr: np.ndarray, res: float, x0: float = 500000.0, y0: float = 4000000.0,
+                  crs: str = "EPSG:32633", nodata: float | None = None) -> None:
+    """A north-up georeferenced GeoTIFF of a (C, H, W) array: pixel size ``res``, top-left (x0, y0)."""
+    import rasterio
+    from rasterio.transform import Affine
+
+    with rasterio.open(path, "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0],
+                       dtype=arr.dtype, crs=crs, transform=Affine(res, 0.0, x0, 0.0, -res, y0), nodata=nodata) as dst:
+        dst.write(arr)
+
+
 def make_tiff_folder(base: Path, n: int = 3, c: int = 4, size: int = 32, pan_size: int | None = None,
                      dtype: Any = np.uint8, top: int = 255, seed: int = 0) -> Path:
     """Folders ms/ and pan/ of ``n`` random tiles paired by name (the PanTiny paper's layout)."""

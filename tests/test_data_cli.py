@@ -3,22 +3,15 @@
 import h5py
 import numpy as np
 import pytest
-import rasterio
 import torch
 from click.testing import CliRunner
-from rasterio.transform import Affine
+from helpers import write_geotiff
 
 from panfw.cli import build_cli
 from panfw.errors import DataError
 from panfw.ops import simulate_rr
 from panfw_datasets.h5 import PanCollectionH5
 from panfw_datasets.make import make_h5
-
-
-def write_geotiff(path, arr, res, x0=500000.0, y0=4000000.0, crs="EPSG:32633", nodata=None):
-    with rasterio.open(path, "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0],
-                       dtype=arr.dtype, crs=crs, transform=Affine(res, 0.0, x0, 0.0, -res, y0), nodata=nodata) as dst:
-        dst.write(arr)
 
 
 @pytest.fixture

@@ -4,27 +4,12 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from helpers import write_h5
 
 import panfw
 from panfw.data import collate, mix
 from panfw.errors import DataError, UserError
 from panfw_datasets.h5 import PanCollectionH5, check_root, inspect_file
-
-
-def write_h5(path, n=3, c=8, size=16, ratio=4, with_gt=True, top=2047.0, seed=0, **override):
-    """A tiny PanCollection-format file (float64 DN, N x C x H x W)."""
-    rng = np.random.default_rng(seed)
-    arrays = {"lms": rng.uniform(0, top, (n, c, size, size)), "ms": rng.uniform(0, top, (n, c, size // ratio,
-                                                                                          size // ratio)),
-              "pan": rng.uniform(0, top, (n, 1, size, size))}
-    if with_gt:
-        arrays["gt"] = rng.uniform(0, top, (n, c, size, size))
-    arrays.update(override)
-    with h5py.File(path, "w") as f:
-        for k, v in arrays.items():
-            if v is not None:
-                f.create_dataset(k, data=v)
-    return arrays
 
 
 @pytest.fixture
