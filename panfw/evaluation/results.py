@@ -136,8 +136,12 @@ class Results:
         metrics = {}
         for k, v in (data.get("metrics") or {}).items():
             m = MetricMeta(**pick(MetricMeta, v))
-            if not (v or {}).get("title"):
-                m.title = k
+            if not (v or {}).get("title"):  # written before metrics had titles: ask the registry
+                try:
+                    known = metric_meta([k])[k]
+                    m.title, m.decimals = known.title, known.decimals
+                except Exception:  # noqa: BLE001 - its plugin is gone: the name, 4 decimals
+                    m.title = k
             metrics[k] = m
         train = data.get("train") or None
         return cls(name=data.get("name", ""), model=ModelInfo(**pick(ModelInfo, data.get("model"))),
