@@ -143,7 +143,8 @@ def test_backward_reaches_every_parameter(name):
 
 
 def _export(model: nn.Module, bands: int) -> torch.export.ExportedProgram:
-    h, w = Dim("h", min=2, max=1024), Dim("w", min=2, max=1024)
+    # the MS-grid range of `panfw export`'s defaults (PAN 32..2048): a model may need a few MS pixels
+    h, w = Dim("h", min=32 // RATIO, max=2048 // RATIO), Dim("w", min=32 // RATIO, max=2048 // RATIO)
     dynamic = ({2: RATIO * h, 3: RATIO * w}, {2: RATIO * h, 3: RATIO * w}, {2: h, 3: w})
     return torch.export.export(model.eval(), _inputs(bands, (32, 40), batch=1), dynamic_shapes=dynamic,
                                strict=False)
