@@ -11,8 +11,6 @@ from typing import Any
 from panfw.evaluation.cost import FIGURE_SIZE, count_params, measure_flops
 from panfw.registries import Entry, kind_of
 
-count_parameters = count_params  # the name tests and notebooks used before panfw.evaluation.cost
-
 
 def normalise_kind(kind: str) -> str:
     """'model' or 'models' -> 'models'; an unknown kind is a UserError naming the accepted ones."""

@@ -19,8 +19,10 @@ Two plugins registering the same name in one registry is always an error naming 
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 import os
 import traceback
+import types
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -59,6 +61,20 @@ class _HookFailed(Exception):
     def __init__(self, hook: str, exc: BaseException) -> None:
         super().__init__(hook)
         self.hook, self.exc = hook, exc
+
+
+class _Hashable:
+    """A hashable stand-in for a plugin object that is not: it carries the object's functions and
+    methods (bound to the object) as its own attributes, which is where pluggy looks for hooks."""
+
+    def __init__(self, obj: Any) -> None:
+        for name in dir(obj):
+            if name.startswith("__"):
+                continue
+            static = inspect.getattr_static(obj, name, None)
+            # properties and other descriptors are not evaluated, as pluggy itself does not
+            if isinstance(static, (staticmethod, classmethod, types.MethodType)) or inspect.isfunction(static):
+                self.__dict__[name] = getattr(obj, name)
 
 
 def _builtin_plugins() -> list[tuple[str, Callable[[], Any]]]:
@@ -152,6 +168,10 @@ class PluginSystem:
 
     def _add(self, plugin: Any, name: str, info: PluginInfo) -> bool:
         """Hand the plugin to pluggy (which validates its hookimpls); refuse hooks panfw does not have."""
+        try:
+            hash(plugin)
+        except TypeError:
+            plugin = _Hashable(plugin)  # pluggy keeps plugins in sets (a SimpleNamespace is not hashable)
         try:
             self.pm.register(plugin, name=name)
         except (ValueError, pluggy.PluginValidationError) as exc:

@@ -8,7 +8,7 @@ from torch import nn
 from torch.export import Dim, export
 
 import panfw
-from panfw.describe import count_parameters
+from panfw.evaluation.cost import count_params as count_parameters
 from panfw.layers import resize_to
 
 # (name, dim, parameters): the reference code's module sizes

@@ -10,8 +10,9 @@ from torch import nn
 from torch.export import Dim, export
 
 import panfw
-from panfw.describe import count_parameters, describe
+from panfw.describe import describe
 from panfw.errors import RegistryError
+from panfw.evaluation.cost import count_params as count_parameters
 from panfw.layers import ChannelAttention, TransformerBlock, channel_attention
 
 # (model, options, parameters at 4 bands): the reference code's counts

@@ -9,8 +9,8 @@ import pytest
 
 import panfw
 from panfw.config.recipe import load_recipe
-from panfw.describe import count_parameters
 from panfw.engine.objective import build_loss
+from panfw.evaluation.cost import count_params as count_parameters
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 PAPER = ["pantiny_small", "pantiny_big", "pantiny_large", "pantiny_huge"]

@@ -348,3 +348,18 @@ def test_commands_are_added_through_the_hook_and_failures_isolated(lenient):
     with pytest.warns(PanfwWarning, match="register_commands failed: RuntimeError: no commands today"):
         system.add_commands(Cli())
     assert added == ["hello"]
+
+
+def test_an_unhashable_object_can_be_a_plugin():
+    plugin = types.SimpleNamespace()  # pluggy keeps plugins in sets; a namespace has no hash
+
+    @panfw.hookimpl
+    def register_refines(register):
+        register("ns_refine", lambda dim: nn.Identity())
+
+    plugin.register_refines = register_refines
+    system = PluginSystem()
+    system.register(plugin, name="namespace")
+    assert system.registries["refines"].get("ns_refine").plugin == "namespace"
+    system.unregister("namespace")
+    assert "ns_refine" not in system.registries["refines"] and system.pm.get_plugin("namespace") is None
