@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from panfw.cli.deploy import backend_option
+
 
 @click.command("eval")
 @click.argument("model", metavar="CHECKPOINT_OR_MODEL")
@@ -22,8 +24,10 @@ import click
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False),
               help="Report folder [default: <run>/eval/<time> for a checkpoint, runs/eval/<model>/<time>].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@backend_option("torch; an .onnx or TensorRT file runs with its own")
 def eval_cmd(model: str, data: tuple[str, ...], root: str, rr_metrics: str | None, fr_metrics: str | None,
-             baselines: tuple[str, ...], max_images: int, figures: int, out_dir: str | None, device: str) -> None:
+             baselines: tuple[str, ...], max_images: int, figures: int, out_dir: str | None, device: str,
+             backend: str | None) -> None:
     """Score a checkpoint, a run directory or a parameter-free model (lms, gs, ...) on test sets:
     reduced resolution (reference metrics) and full resolution (no-reference metrics), with the
     same tables and figures as a training run's report."""
@@ -34,4 +38,4 @@ def eval_cmd(model: str, data: tuple[str, ...], root: str, rr_metrics: str | Non
 
     score(model, [parse_data_option(d) for d in data], root=root, rr_metrics=names(rr_metrics),
           fr_metrics=names(fr_metrics), baselines=list(baselines), max_images=max_images, figures=figures,
-          out_dir=out_dir, device=device, echo=click.echo)
+          out_dir=out_dir, device=device, echo=click.echo, **({"backend": backend} if backend else {}))

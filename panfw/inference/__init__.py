@@ -119,3 +119,8 @@ def runtime_for(spec: Any, backend: str | None = None, device: str | None = None
         runtime.sizes = res.sizes
     return runtime, res
 
+
+def largest_image(test_sets: Any) -> int:
+    """The largest PAN-grid H or W among the first image of each test set (what an exported graph must take)."""
+    sizes = [max(ts.dataset[0]["pan"].shape[-2:]) for ts in test_sets if len(ts.dataset)]
+    return int(max(sizes or [512]))

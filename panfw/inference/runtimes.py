@@ -23,8 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
-import panfw
 from panfw.errors import UserError
+from panfw.hookspecs import hookimpl
 
 
 class Runtime:
@@ -46,6 +46,17 @@ class Runtime:
 
     def __repr__(self) -> str:
         return f"Runtime({self.name!r}, device={self.device!r})"
+
+
+def _per_sample(fn: Callable[..., Any]) -> Callable[..., torch.Tensor]:
+    """Exported graphs take batch 1: a batch runs one sample at a time."""
+
+    def run(lms: torch.Tensor, pan: torch.Tensor, ms: torch.Tensor) -> torch.Tensor:
+        if lms.shape[0] == 1:
+            return torch.as_tensor(fn(lms, pan, ms))
+        return torch.cat([torch.as_tensor(fn(lms[i:i + 1], pan[i:i + 1], ms[i:i + 1])) for i in range(lms.shape[0])])
+
+    return run
 
 
 # ---- availability --------------------------------------------------------------------------------
@@ -162,11 +173,11 @@ def _export_key(net: nn.Module, spec: Any) -> str:
 
 
 def onnxruntime_runtime(model: Any, device: str = "cpu", bands: int | None = None, ratio: int = 4,
-                        size: int = 512, min_size: int | None = None, cache_dir: str | Path | None = None,
-                        threads: int | None = None) -> Runtime:
+                        size: int = 512, min_size: int | None = None, max_size: int | None = None,
+                        cache_dir: str | Path | None = None, threads: int | None = None) -> Runtime:
     """onnxruntime (CPU, or CUDA with onnxruntime-gpu) on an .onnx file, or on a model exported to
-    ONNX first for H, W up to ``size`` (a temporary file, or ``cache_dir/<key>.onnx`` reused while
-    the model's weights and shapes are the same)."""
+    ONNX first for H, W up to ``max_size`` (default ``size``, the parity-checked size) in a temporary
+    file, or in ``cache_dir/<key>.onnx``, reused while the model's weights and shapes are the same."""
     from panfw.export.onnx import OnnxRunner
 
     if not isinstance(model, nn.Module):
@@ -180,15 +191,16 @@ def onnxruntime_runtime(model: Any, device: str = "cpu", bands: int | None = Non
         meta = read_meta(path)
         runner = OnnxRunner(path, device=device, threads=threads)
         sizes = (int(meta["min_size"]), int(meta["max_size"])) if "min_size" in meta and "max_size" in meta else None
-        return Runtime("onnxruntime", device, runner, sizes=sizes, bands=runner.bands)
+        return Runtime("onnxruntime", device, _per_sample(runner), sizes=sizes, bands=runner.bands)
     from panfw.export import export_model
     from panfw.export.common import ShapeSpec
 
     if bands is None:
         raise UserError("runtime 'onnxruntime' needs the band count to export a PyTorch model (bands=N)")
     size = max(2 * ratio, (int(size) // ratio) * ratio)
-    lo = min_size or 2 * ratio
-    spec = ShapeSpec(bands=int(bands), ratio=int(ratio), min_size=lo, opt_size=size, max_size=size)
+    top = max(size, (int(max_size or size) // ratio) * ratio)
+    spec = ShapeSpec(bands=int(bands), ratio=int(ratio), min_size=min_size or 2 * ratio, opt_size=size,
+                     max_size=top)
     net = model.cpu().eval()
 
     def export_to(file: Path) -> None:
@@ -205,7 +217,7 @@ def onnxruntime_runtime(model: Any, device: str = "cpu", bands: int | None = Non
             file = Path(tmp) / "model.onnx"
             export_to(file)
             runner = OnnxRunner(file, device=device, threads=threads)
-    return Runtime("onnxruntime", device, runner, sizes=(spec.min_size, spec.max_size))
+    return Runtime("onnxruntime", device, _per_sample(runner), sizes=(spec.min_size, spec.max_size))
 
 
 # ---- TensorRT ------------------------------------------------------------------------------------
@@ -222,7 +234,7 @@ def tensorrt_runtime(model: Any, device: str = "cuda", bands: int | None = None,
     if not isinstance(model, nn.Module):
         module, meta = load_trt(Path(str(model)))
         sizes = (int(meta["min_size"]), int(meta["max_size"])) if "min_size" in meta and "max_size" in meta else None
-        return Runtime("tensorrt", device, module, sizes=sizes)
+        return Runtime("tensorrt", device, _per_sample(module), sizes=sizes)
     from panfw.export.common import ShapeSpec, cast_model
 
     if bands is None:
@@ -230,10 +242,10 @@ def tensorrt_runtime(model: Any, device: str = "cuda", bands: int | None = None,
     size = max(2 * ratio, (int(size) // ratio) * ratio)
     spec = ShapeSpec(bands=int(bands), ratio=int(ratio), min_size=2 * ratio, opt_size=size, max_size=size)
     trt_module = compile_trt(cast_model(model, precision), spec, name=type(model).__name__)
-    return Runtime("tensorrt", device, trt_module, sizes=(spec.min_size, spec.max_size))
+    return Runtime("tensorrt", device, _per_sample(trt_module), sizes=(spec.min_size, spec.max_size))
 
 
-@panfw.hookimpl
+@hookimpl
 def register_runtimes(register: Callable[..., None]) -> None:
     """The core's runtimes: torch (eager and variants), onnxruntime, TensorRT."""
     register("torch", torch_runtime, tolerance=0.0, available=_always, devices=("cpu", "cuda"), files=(".pt2",))
