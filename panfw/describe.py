@@ -12,11 +12,6 @@ from panfw.evaluation.cost import FIGURE_SIZE, count_params, measure_flops
 from panfw.registries import Entry, kind_of
 
 
-def normalise_kind(kind: str) -> str:
-    """'model' or 'models' -> 'models'; an unknown kind is a UserError naming the accepted ones."""
-    return kind_of(kind).name
-
-
 def json_safe(value: Any) -> Any:
     """``value`` as JSON types: tuples become lists, non-finite floats and other objects strings."""
     if value is None or isinstance(value, (bool, int, str)):
@@ -35,7 +30,7 @@ def _int_default(entry: Entry, key: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def model_cost(entry: Entry, bands: int | None = None, size: int = FIGURE_SIZE) -> dict[str, Any]:
+def entry_cost(entry: Entry, bands: int | None = None, size: int = FIGURE_SIZE) -> dict[str, Any]:
     """Parameters at default options (``bands`` when given) and FLOPs measured at PAN size x size.
 
     A factory that fails to build raises (a bug in the plugin); a model the FLOP counter cannot run
@@ -54,7 +49,7 @@ def model_cost(entry: Entry, bands: int | None = None, size: int = FIGURE_SIZE) 
 
 def record(entry: Entry, cost: bool = True, bands: int | None = None, size: int = FIGURE_SIZE) -> dict[str, Any]:
     """One entry as a JSON-safe dict: name, kind, summary, plugin, options (name, default,
-    required), accepts_any_option, meta, and for models ``cost`` (see ``model_cost``)."""
+    required), accepts_any_option, meta, and for models ``cost`` (see ``entry_cost``)."""
     out: dict[str, Any] = {
         "name": entry.name, "kind": entry.kind, "summary": entry.summary, "plugin": entry.plugin,
         "options": [{"name": k, "required": d is inspect.Parameter.empty,
@@ -64,7 +59,7 @@ def record(entry: Entry, cost: bool = True, bands: int | None = None, size: int 
         "meta": json_safe(entry.meta),
     }
     if cost and entry.kind == "models":
-        out["cost"] = model_cost(entry, bands=bands, size=size)
+        out["cost"] = entry_cost(entry, bands=bands, size=size)
     return out
 
 
