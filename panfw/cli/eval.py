@@ -38,4 +38,4 @@ def eval_cmd(model: str, data: tuple[str, ...], root: str, rr_metrics: str | Non
 
     score(model, [parse_data_option(d) for d in data], root=root, rr_metrics=names(rr_metrics),
           fr_metrics=names(fr_metrics), baselines=list(baselines), max_images=max_images, figures=figures,
-          out_dir=out_dir, device=device, echo=click.echo, **({"backend": backend} if backend else {}))
+          out_dir=out_dir, device=device, echo=click.echo, backend=backend)

@@ -41,8 +41,10 @@ class EvaluateProcedure:
     def __init__(self, spec: str, data: list[DatasetSpec] | None = None, *, root: str = "",
                  rr_metrics: list[str] | None = None, fr_metrics: list[str] | None = None,
                  baselines: list[str] | None = None, max_images: int = 0, figures: int = 3,
-                 out_dir: str | None = None, device: str = "auto", echo: Callable[[str], None] = print) -> None:
+                 out_dir: str | None = None, device: str = "auto", echo: Callable[[str], None] = print,
+                 backend: str | None = None) -> None:
         self.spec, self.data, self.root = spec, list(data or []), root
+        self.backend = backend  # a registered runtime (panfw.inference); None: the model as it is
         self.rr_arg, self.fr_arg = rr_metrics, fr_metrics
         self.baseline_names = list(baselines or [])
         self.max_images, self.figures, self.out_dir, self.echo = max_images, figures, out_dir, echo
@@ -84,7 +86,7 @@ class EvaluateProcedure:
             ratio = int(resolved.data.get("ratio") or self.test_sets[0].ratio)
             if isinstance(model, torch.nn.Module):
                 cost = model_cost(model.cpu(), bands=bands, ratio=ratio)
-                model = model.to(dev).eval()
+                model = self._runtime(model.to(dev).eval(), bands, ratio)
             else:  # an exported file's runtime: no parameters to count, no FLOPs to trace
                 cost = {"params": None, "flops": None}
             self.model_for: Callable[[TestSet], Any] = lambda ts, m=model: m
@@ -94,9 +96,21 @@ class EvaluateProcedure:
             if cost["params"]:
                 self.echo(f"note: {spec} has {cost['params']:,} untrained parameters (give a checkpoint to "
                           "score trained weights)")
-            self.model_for = lambda ts: baseline_model(spec, ts).to(dev)
+            self.model_for = lambda ts: self._runtime(baseline_model(spec, ts).to(dev), ts.bands, ts.ratio)
             self.info = ModelInfo(name=spec, **cost)
         return self
+
+    def _runtime(self, model: Any, bands: int, ratio: int) -> Any:
+        """The model wrapped in runtime ``--backend`` (unchanged when none is given)."""
+        if not self.backend:
+            return model
+        from panfw.inference import build_runtime, largest_image
+
+        size = largest_image(self.test_sets)
+        rt = build_runtime(self.backend, model, device=str(self.device),
+                           context={"bands": bands, "ratio": ratio, "size": size, "max_size": max(size, 2048)})
+        self.echo(f"runtime: {rt.name} on {rt.device}")
+        return rt
 
     def run(self) -> Results:
         dev, ts = self.device, self.test_sets
