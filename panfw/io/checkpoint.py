@@ -54,7 +54,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise UserError(f"{path}: not a readable panfw checkpoint ({type(exc).__name__}: {exc})") from None
+        raise UserError(f"{path}: not a readable panfw checkpoint ({_load_failure(exc)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path}: not a panfw checkpoint (no 'format': {FORMAT!r} entry)")
     return state
