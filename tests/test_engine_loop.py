@@ -241,3 +241,11 @@ def test_report_takes_titles_decimals_and_direction_from_the_registry(plugin_reg
     back = Results.from_dict(__import__("json").loads((tmp_path / "results.json").read_text()))
     assert back.metrics["test_err"] == meta and back.final == scores
     assert "s ERR↓" in (tmp_path / "report.md").read_text()
+
+
+def test_an_epoch_without_batches_is_an_error_not_a_hang():
+    from panfw.errors import UserError
+
+    loop = Loop(step=lambda b: 0.0, batches=lambda epoch, start: iter(()), steps_per_epoch=2, total_steps=4)
+    with pytest.raises(UserError, match="gave no batch"):
+        loop.run()

@@ -6,7 +6,7 @@ Used by ``panfw.procedures.train`` and ``panfw.procedures.adapt``; a new procedu
     from panfw.engine.callbacks import Checkpoint, EvalEvery, BestModel, EMACallback, LRSchedule
     from panfw.engine.state import LoopState
 
-    state = LoopState()                          # or state.load_state_dict(ckpt["training"]["loop"])
+    state = LoopState()                          # or state.load_state_dict(ckpt["training"])
     opt = Optimization(optimizer, params, scaler=None, grad_clip=0.0)
     loop = Loop(step=objective, batches=epoch_batches, steps_per_epoch=n, total_steps=N, world=world,
                 state=state, optimization=opt, callbacks=[...], evaluate=None, log=runlog, log_every=10)
@@ -207,6 +207,7 @@ class Loop:
         try:
             with _Signals() as sig:
                 while s.step < self.total_steps:
+                    before = s.step
                     for batch in self.batches(s.epoch, s.batch_in_epoch):
                         loss = self._one_step(batch)
                         acc[0], acc[1], acc[2], acc[3] = acc[0] + loss, acc[1] + 1, acc[2] + loss, acc[3] + 1
@@ -223,6 +224,9 @@ class Loop:
                         if s.step >= self.total_steps:
                             break
                         self._call("on_step_end")
+                    if s.step == before:  # would loop for ever
+                        raise UserError(f"epoch {s.epoch + 1} gave no batch from batch {s.batch_in_epoch} on "
+                                        f"(an epoch should have {self.steps_per_epoch})")
                     self._end_epoch()
         finally:
             s.stop_clock()
