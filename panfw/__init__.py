@@ -9,7 +9,7 @@ from panfw.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 __all__ = ["hookimpl", "create", "create_model", "create_fusion", "create_refine", "create_loss",
-           "create_metric", "create_dataset", "create_runtime", "load_model", "registry", "__version__"]
+           "create_metric", "create_dataset", "load_model", "registry", "__version__"]
 
 
 def registry(kind: str):
@@ -53,12 +53,6 @@ def create_metric(name: str, **options: Any) -> Any:
 def create_dataset(name: str, split: str, *, context: Mapping[str, Any] | None = None, **options: Any) -> Any:
     """Build a registered dataset for a split (train, valid, test_rr, test_fr)."""
     return create("datasets", name, split, context=context, **options)
-
-
-def create_runtime(name: str, model_or_path: Any, *, context: Mapping[str, Any] | None = None,
-                   **options: Any) -> Any:
-    """Build a registered runtime around a model or an exported file: ``runtime(lms, pan, ms) -> hrms``."""
-    return create("runtimes", name, model_or_path, context=context, **options)
 
 
 def load_model(spec: Any, **options: Any) -> Any:

@@ -284,12 +284,6 @@ def get_system() -> PluginSystem:
     return _system
 
 
-def reset() -> None:
-    """Forget all plugins (tests); the next use loads the entry points again."""
-    global _system
-    _system = None
-
-
 def registry(kind: str) -> Registry:
     """The registry of ``kind`` (models, fusions, refines, losses, datasets, metrics, runtimes)."""
     return get_system().registries[kind_of(kind).name]
