@@ -142,6 +142,9 @@ def test_user_errors_exit_2_without_traceback(runner, tmp_path):
     assert "Traceback" not in result.stderr
     result = invoke(runner, "show", "modle", "x")
     assert result.exit_code == 2 and "unknown kind 'modle'" in result.stderr
+    result = invoke(runner, "list", "runtimez", "--json")
+    assert result.exit_code == 2
+    assert 'unknown kind \'runtimez\' (did you mean "runtime' in result.stderr and "accepted: models," in result.stderr
     result = invoke(runner, "validate", str(tmp_path / "none.toml"))
     assert result.exit_code == 2 and "not found" in result.stderr
     bad = tmp_path / "bad.toml"
