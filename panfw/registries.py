@@ -139,9 +139,9 @@ class Registry:
                                 f"callable ({type(factory).__name__})")
         if name in self._entries:
             first = self._entries[name].plugin
-            raise DuplicateNameError(self.kind, name, first, plugin,
-                                     f"{what} {name!r} is registered twice: by plugin {first!r} and by "
-                                     f"plugin {plugin!r}; rename one of them")
+            by = (f"both times by plugin {plugin!r}; register it once" if first == plugin else
+                  f"by plugin {first!r} and by plugin {plugin!r}; rename one of them")
+            raise DuplicateNameError(self.kind, name, first, plugin, f"{what} {name!r} is registered twice: {by}")
         params, var_kw = _signature(factory)
         entry = Entry(name=name, kind=self.kind, factory=factory, plugin=plugin,
                       summary=summary or _summary(factory),

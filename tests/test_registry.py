@@ -90,6 +90,8 @@ def test_duplicate_is_a_dedicated_error():
     with pytest.raises(DuplicateNameError) as err:
         reg.add("x", _loose, plugin="two")
     assert (err.value.first, err.value.second) == ("one", "two")
+    with pytest.raises(DuplicateNameError, match="'x' is registered twice: both times by plugin 'one'"):
+        reg.add("x", _loose, plugin="one")
     assert reg.remove_plugin("one") == ["x"] and "x" not in reg
 
 
