@@ -14,8 +14,14 @@ Model (``models``)
     no checkpoint. A model MAY define ``objective(batch, loss) -> scalar`` (``batch`` has ``lms``,
     ``pan``, ``ms`` and ``gt`` when present; ``loss`` the recipe's composed loss or None): the
     training procedure minimises it instead of ``loss(model(lms, pan, ms), batch)`` (a flow model's
-    negative log-likelihood). Meta: ``reference_params``, ``fixed_bands``, ``exportable``, ``family``,
-    ``paper``, ``code``.
+    negative log-likelihood). A model whose output depends on image-wide statistics (the classical
+    GS, GSA, BDSD, PRACS, k-means variants, ...) MAY define ``fit_scene(lms, pan, ms) -> stats``
+    (batch 1, the whole scene or the part of it the caller can hold): every later ``forward`` uses
+    those statistics instead of the tile's own until ``clear_scene()``; with it, ``scene_halo``
+    (int, PAN pixels of context each output pixel needs, a multiple of the ratio) and ``tile_exact``
+    (True, or a str saying why tiles cannot give the whole-image result). The scene loop calls
+    ``fit_scene`` once, then reads each tile with ``scene_halo`` pixels around it and crops.
+    Meta: ``reference_params``, ``fixed_bands``, ``exportable``, ``family``, ``paper``, ``code``.
 
 Fusion block (``fusions``)
     ``factory(dim, pan_channels=1, **options)``; ``forward(feat, pan) -> feat`` with ``feat``

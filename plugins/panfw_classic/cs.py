@@ -18,50 +18,63 @@ from panfw.sensors import Sensor
 
 from .base import (
     ClassicalModel,
+    apply_match,
     columns,
     combine,
     corr2,
     cov_hw,
+    gather_segments,
     haze_values,
+    kmeans_fit,
+    kmeans_labels,
     kmeans_segments,
     lstsq,
-    match_pan,
+    match_coefs,
     mean_hw,
     scaled_eps,
     segment_gains,
+    segment_table,
     std_hw,
     var_hw,
 )
 
 
-def _restore_means(fused: Tensor, ms_up: Tensor) -> Tensor:
-    """Shift each fused band to the mean of the matching upsampled MS band (GS, GSA)."""
-    return fused - mean_hw(fused) + mean_hw(ms_up)
-
-
 class BTH(ClassicalModel):
     """BT-H: Brovey transform with haze correction and regression intensity (``BroveyRegHazeMin``)."""
 
-    def fuse(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> Tensor:
+    def statistics(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> dict[str, Tensor]:
         haze = haze_values(lms)
         pan_lp = lowpass_gauss(pan, self.ratio)
         h = lstsq(columns(lms), columns(pan_lp))  # no intercept, on the hazy bands
         intensity = combine(h, lms - haze)
-        pan_eq = match_pan(pan, intensity, ref_for_std=pan_lp, ref_for_mean=pan_lp)
-        ratio = pan_eq / (intensity + scaled_eps(lms))
+        return {"haze": haze, "h": h, "match": match_coefs(pan, intensity, pan_lp, pan_lp),
+                "eps": scaled_eps(lms)}
+
+    def apply(self, lms: Tensor, pan: Tensor, ms: Tensor | None, stats: dict[str, Tensor]) -> Tensor:
+        haze = stats["haze"]
+        intensity = combine(stats["h"], lms - haze)
+        ratio = apply_match(pan, stats["match"]) / (intensity + stats["eps"])
         return (lms - haze).clamp_min(0) * ratio + haze
 
 
 class GS(ClassicalModel):
     """GS: Gram-Schmidt spectral sharpening, intensity = band mean (toolbox ``GS``)."""
 
-    def fuse(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> Tensor:
-        centred = lms - mean_hw(lms)
+    def _fused(self, lms: Tensor, pan: Tensor, st: dict[str, Tensor]) -> Tensor:
+        i0 = lms.mean(dim=1, keepdim=True) - st["i_mean"]
+        return (lms - st["mean"]) + st["g"] * (apply_match(pan, st["match"]) - i0)
+
+    def statistics(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> dict[str, Tensor]:
         i0 = lms.mean(dim=1, keepdim=True)
-        i0 = i0 - mean_hw(i0)
-        pan_eq = match_pan(pan, i0)
-        g = cov_hw(i0, lms) / var_hw(i0)
-        return _restore_means(centred + g * (pan_eq - i0), lms)
+        i_mean = mean_hw(i0)
+        i0 = i0 - i_mean
+        st = {"mean": mean_hw(lms), "i_mean": i_mean, "match": match_coefs(pan, i0),
+              "g": cov_hw(i0, lms) / var_hw(i0)}
+        st["fmean"] = mean_hw(self._fused(lms, pan, st))
+        return st
+
+    def apply(self, lms: Tensor, pan: Tensor, ms: Tensor | None, stats: dict[str, Tensor]) -> Tensor:
+        return self._fused(lms, pan, stats) - stats["fmean"] + stats["mean"]  # band means restored
 
 
 class GSA(ClassicalModel):
@@ -69,16 +82,27 @@ class GSA(ClassicalModel):
 
     needs_ms = True
 
-    def fuse(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> Tensor:
-        centred = lms - mean_hw(lms)
+    def _fused(self, lms: Tensor, pan: Tensor, st: dict[str, Tensor]) -> Tensor:
+        centred = lms - st["mean"]
+        i0 = combine(st["w"], centred, intercept="last") - st["i_mean"]
+        return centred + st["g"] * ((pan - st["pan_mean"]) - i0)
+
+    def statistics(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> dict[str, Tensor]:
+        mean, pan_mean = mean_hw(lms), mean_hw(pan)
+        centred = lms - mean
         ms0 = ms - mean_hw(ms)
-        pan0 = pan - mean_hw(pan)
-        pan_lr = decimate(lowpass_wavelet(pan0, self.ratio), self.ratio)
+        pan_lr = decimate(lowpass_wavelet(pan - pan_mean, self.ratio), self.ratio)
         w = lstsq(columns(ms0, intercept="last"), columns(pan_lr))
         i = combine(w, centred, intercept="last")
-        i0 = i - mean_hw(i)
-        g = cov_hw(i0, centred) / var_hw(i0)
-        return _restore_means(centred + g * (pan0 - i0), lms)
+        i_mean = mean_hw(i)
+        i0 = i - i_mean
+        st = {"mean": mean, "pan_mean": pan_mean, "w": w, "i_mean": i_mean,
+              "g": cov_hw(i0, centred) / var_hw(i0)}
+        st["fmean"] = mean_hw(self._fused(lms, pan, st))
+        return st
+
+    def apply(self, lms: Tensor, pan: Tensor, ms: Tensor | None, stats: dict[str, Tensor]) -> Tensor:
+        return self._fused(lms, pan, stats) - stats["fmean"] + stats["mean"]  # band means restored
 
 
 class CGSA(ClassicalModel):
@@ -86,7 +110,9 @@ class CGSA(ClassicalModel):
 
     ``segments``: a segment map (H, W), (1, H, W) or (B, 1, H, W) with any label values, or None to
     cluster the max-normalised ``lms`` pixels into ``n_segments`` groups by k-means from ``seed``
-    (the toolbox's k-means start is random, so its partition cannot be reproduced).
+    (the toolbox's k-means start is random, so its partition cannot be reproduced). In a scene the
+    k-means centres and the per-segment gains are the scene's; a given ``segments`` map covers one
+    image and cannot be tiled.
     """
 
     needs_ms = True
@@ -98,16 +124,33 @@ class CGSA(ClassicalModel):
         self.n_segments = int(n_segments)
         self.seed = int(seed)
 
+    @property
+    def tile_exact(self) -> bool | str:  # type: ignore[override]
+        return True if self.segments is None else "a given segments= map is for one image, not for tiles"
+
     def labels(self, lms: Tensor) -> Tensor:
         if self.segments is not None:
             return self.segments
         return kmeans_segments(lms, self.n_segments, seed=self.seed)
 
-    def fuse(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> Tensor:
+    def statistics(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> dict[str, Tensor]:
         pan_lr = decimate(lowpass_gauss(pan, self.ratio), self.ratio)
         w = lstsq(columns(ms, intercept="last"), columns(pan_lr))
         i_low = combine(w, lms, intercept="last")
-        g = segment_gains(i_low, lms, self.labels(lms))
+        st = {"w": w}
+        if self.segments is None:
+            centres, scale = kmeans_fit(lms, self.n_segments, seed=self.seed)
+            labels = kmeans_labels(lms, centres, scale)
+            st.update(centres=centres, scale=scale)
+            st["gains"] = segment_table(i_low, lms, labels.reshape(lms.shape[0], 1, -1), self.n_segments)
+        return st
+
+    def apply(self, lms: Tensor, pan: Tensor, ms: Tensor | None, stats: dict[str, Tensor]) -> Tensor:
+        i_low = combine(stats["w"], lms, intercept="last")
+        if self.segments is not None:
+            g = segment_gains(i_low, lms, self.segments)
+        else:
+            g = gather_segments(stats["gains"], kmeans_labels(lms, stats["centres"], stats["scale"]))
         return lms + g * (pan - i_low)
 
 
@@ -139,13 +182,27 @@ class BDSD(ClassicalModel):
         gam = torch.linalg.inv(a.transpose(1, 2) @ a) @ (a.transpose(1, 2) @ columns(g - g_low))
         return torch.cat([gam[:, -1:], gam[:, :-1]], dim=1)  # toolbox columns: [G_L..., P_L]
 
-    def fuse(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> Tensor:
+    @property
+    def tile_exact(self) -> bool | str:  # type: ignore[override]
+        return True if self.block is None else (f"block={self.block} estimates coefficients per block of the "
+                                                "image, which tiles do not line up with")
+
+    def statistics(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> dict[str, Tensor]:
+        h, w = lms.shape[-2:]
+        if self.block is not None and (self.block < h or self.block < w):
+            if self.in_scene:
+                raise DataError(f"{type(self).__name__}: block={self.block} estimates one set of "
+                                f"coefficients per {self.block}x{self.block} block of the image; a scene of "
+                                f"{h}x{w} is fused with block=None (one set for the scene) or as one tile")
+            return {}
+        return {"gammas": self.gammas(*self.lowres(lms, pan))}
+
+    def apply(self, lms: Tensor, pan: Tensor, ms: Tensor | None, stats: dict[str, Tensor]) -> Tensor:
+        if "gammas" in stats:
+            return lms + combine(stats["gammas"], pan, lms)
         b, c, h, w = lms.shape
         g, g_low, p_low = self.lowres(lms, pan)
         s = self.block
-        if s is None or (s >= h and s >= w):
-            gam = self.gammas(g, g_low, p_low)
-            return lms + combine(gam, pan, lms)
         if s % self.ratio or h % s or w % s:
             raise DataError(f"{type(self).__name__}: block {s} must be a multiple of the ratio "
                             f"{self.ratio} dividing the image size {h}x{w}")
@@ -252,35 +309,57 @@ class PRACS(ClassicalModel):
         super().__init__(bands, sensor, ratio)
         self.beta = float(beta)
 
+    @property
+    def scene_halo(self) -> int:
+        # imresize down by r (antialiased cubic: 4r taps) then up (4 LR taps), plus their mirrored borders
+        return 6 * self.ratio
+
     def _lowpass(self, x: Tensor) -> Tensor:
         small = imresize(x, scale=1.0 / self.ratio)
         return imresize(small, size=x.shape[-2:])
 
-    def fuse(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> Tensor:
-        hm = ((lms - mean_hw(lms)) * std_hw(pan) / std_hw(lms) + mean_hw(pan)).clamp_min(0)
+    def _hm(self, lms: Tensor, st: dict[str, Tensor]) -> Tensor:
+        return ((lms - st["mean"]) * st["pan_std"] / st["std"] + st["pan_mean"]).clamp_min(0)
+
+    @staticmethod
+    def _fit(design: Tensor, coef: Tensor, like: Tensor) -> Tensor:  # [1, H]·coef on the grid of ``like``
+        b, _, h, w = like.shape
+        return (design @ coef).transpose(1, 2).reshape(b, coef.shape[-1], h, w)
+
+    def statistics(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> dict[str, Tensor]:
+        st = {"mean": mean_hw(lms), "std": std_hw(lms), "pan_mean": mean_hw(pan), "pan_std": std_hw(pan)}
+        hm = self._hm(lms, st)
         design = columns(hm, intercept="first")
-        b, c, h, w = lms.shape
+        low_pan = self._lowpass(pan)
+        st["coef_l"] = lstsq(design, columns(low_pan))
+        i_l = self._fit(design, st["coef_l"], low_pan)
+        st["cc"] = corr2(i_l, hm)
+        pan_h = st["cc"] * pan + (1 - st["cc"]) * hm
+        low_h = self._lowpass(pan_h)
+        st["coef_h"] = lstsq(design, columns(low_h))
+        i_low = self._fit(design, st["coef_h"], low_h)
+        st["shift"] = mean_hw(pan_h) - mean_hw(i_low)
+        std_ms = st["std"]
+        st["w_k"] = self.beta * corr2(i_low, lms) * std_ms / std_ms.mean(dim=1, keepdim=True)
+        st["cc_l"] = corr2(i_l, lms)
+        return st
 
-        def fit(target: Tensor) -> Tensor:  # (B, T, H, W) -> [1, H]·LS([1, H]; target)
-            coef = lstsq(design, columns(target))
-            return (design @ coef).transpose(1, 2).reshape(b, target.shape[1], h, w)
-
-        i_l = fit(self._lowpass(pan))
-        cc = corr2(i_l, hm)
-        pan_h = cc * pan + (1 - cc) * hm
-        i_low = fit(self._lowpass(pan_h))
-        details = pan_h - i_low - (mean_hw(pan_h) - mean_hw(i_low))
-        std_ms = std_hw(lms)
-        w_k = self.beta * corr2(i_low, lms) * std_ms / std_ms.mean(dim=1, keepdim=True)
-        local = 1 - (1 - corr2(i_l, lms) * lms / i_low).abs()
-        return lms + w_k * local * details
+    def apply(self, lms: Tensor, pan: Tensor, ms: Tensor | None, stats: dict[str, Tensor]) -> Tensor:
+        hm = self._hm(lms, stats)
+        design = columns(hm, intercept="first")
+        pan_h = stats["cc"] * pan + (1 - stats["cc"]) * hm
+        low_h = self._lowpass(pan_h)
+        i_low = self._fit(design, stats["coef_h"], low_h)
+        details = pan_h - i_low - stats["shift"]
+        local = 1 - (1 - stats["cc_l"] * lms / i_low).abs()
+        return lms + stats["w_k"] * local * details
 
 
 # --- registered factories ----------------------------------------------------------------------
 
-def bt_h(bands: int = 4, sensor: str = "generic", ratio: int = 4) -> BTH:
+def bt_h(bands: int = 4, sensor: str = "generic", ratio: int = 4, floor_ms: bool = False) -> BTH:
     """BT-H: haze-corrected Brovey with regression intensity (toolbox BroveyRegHazeMin)."""
-    return BTH(bands, sensor, ratio)
+    return BTH(bands, sensor, ratio, floor_ms=floor_ms)
 
 
 def gs(bands: int = 4, sensor: str = "generic", ratio: int = 4) -> GS:

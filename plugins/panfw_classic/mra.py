@@ -15,21 +15,29 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from panfw.errors import DataError
-from panfw.ops import decimate, imresize, interp23tap, lowpass_gauss, lowpass_wavelet, mtf_filter
+from panfw.ops import decimate, imresize, lowpass_gauss, lowpass_wavelet, mtf_filter
 from panfw.sensors import Sensor
 
 from .base import (
     ClassicalModel,
+    apply_match,
     columns,
     cov_hw,
     dn_factor,
+    gather_segments,
     haze_values,
+    kmeans_fit,
+    kmeans_labels,
     kmeans_segments,
     lstsq,
+    match_coefs,
     match_pan,
     mean_hw,
+    round_up,
     scaled_eps,
     segment_gains,
+    segment_table,
+    upsample23,
     var_hw,
 )
 
@@ -37,10 +45,18 @@ from .base import (
 class _GLP(ClassicalModel):
     """MTF-GLP low-pass: GLP_k(X) = interp23tap(dec(MTF_k(X))), X one image per band (or the PAN)."""
 
+    ratio_rule = "pow2"
+
+    @property
+    def scene_halo(self) -> int:
+        # the 41-tap MTF filter (20 px), the 23-tap interpolator's passes (11 px on each finer grid:
+        # 11·(r − 1) PAN px in all) and the decimation phase (2r)
+        return round_up(20 + 11 * (self.ratio - 1) + 2 * self.ratio, self.ratio)
+
     def glp(self, x: Tensor, bands: int) -> Tensor:
         x = x.expand(-1, bands, -1, -1)
         low = mtf_filter(x, self.gains(bands), self.ratio)
-        return interp23tap(decimate(low, self.ratio), self.ratio)
+        return upsample23(decimate(low, self.ratio), self.ratio, mirror=self.in_scene)
 
     def check_inputs(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> None:
         super().check_inputs(lms, pan, ms)
@@ -58,27 +74,42 @@ class AWLP(ClassicalModel):
     ratio is scale-aware.
     """
 
-    def fuse(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> Tensor:
+    @property
+    def scene_halo(self) -> int:
+        levels = max(1, math.ceil(math.log2(self.ratio)))
+        return round_up(2 * (2 ** levels - 1) + 2, self.ratio)  # the à-trous B3 spline's reach
+
+    def statistics(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> dict[str, Tensor]:
         pan_lr = imresize(imresize(pan, scale=1.0 / self.ratio), scale=float(self.ratio))
-        pan_k = match_pan(pan, lms, ref_for_std=pan_lr)
-        ratio = lms / (lms.mean(dim=1, keepdim=True) + scaled_eps(lms))
+        return {"match": match_coefs(pan, lms, ref_for_std=pan_lr), "eps": scaled_eps(lms)}
+
+    def apply(self, lms: Tensor, pan: Tensor, ms: Tensor | None, stats: dict[str, Tensor]) -> Tensor:
+        pan_k = apply_match(pan, stats["match"])
+        ratio = lms / (lms.mean(dim=1, keepdim=True) + stats["eps"])
         return lms + ratio * (pan_k - lowpass_wavelet(pan_k, self.ratio))
 
 
 class MTFGLP(_GLP):
     """MTF-GLP: F_k = M_k + P_k − GLP_k(P_k), P_k the PAN matched to M_k with s = std(LPG(P))."""
 
-    def fuse(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> Tensor:
-        pan_k = match_pan(pan, lms, ref_for_std=lowpass_gauss(pan, self.ratio))
+    def statistics(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> dict[str, Tensor]:
+        return {"match": match_coefs(pan, lms, ref_for_std=lowpass_gauss(pan, self.ratio))}
+
+    def apply(self, lms: Tensor, pan: Tensor, ms: Tensor | None, stats: dict[str, Tensor]) -> Tensor:
+        pan_k = apply_match(pan, stats["match"])
         return lms + pan_k - self.glp(pan_k, lms.shape[1])
 
 
 class MTFGLPHPM(_GLP):
     """MTF-GLP-HPM: F_k = M_k·P_k/(GLP_k(P_k) + eps), P_k as in MTF-GLP; eps scale-aware."""
 
-    def fuse(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> Tensor:
-        pan_k = match_pan(pan, lms, ref_for_std=lowpass_gauss(pan, self.ratio))
-        return lms * (pan_k / (self.glp(pan_k, lms.shape[1]) + scaled_eps(pan)))
+    def statistics(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> dict[str, Tensor]:
+        return {"match": match_coefs(pan, lms, ref_for_std=lowpass_gauss(pan, self.ratio)),
+                "eps": scaled_eps(pan)}
+
+    def apply(self, lms: Tensor, pan: Tensor, ms: Tensor | None, stats: dict[str, Tensor]) -> Tensor:
+        pan_k = apply_match(pan, stats["match"])
+        return lms * (pan_k / (self.glp(pan_k, lms.shape[1]) + stats["eps"]))
 
 
 class MTFGLPHPMH(_GLP):
@@ -93,20 +124,24 @@ class MTFGLPHPMH(_GLP):
     """
 
     def __init__(self, bands: int = 4, sensor: str | Sensor = "generic", ratio: int = 4,
-                 decimation: bool = True) -> None:
-        super().__init__(bands, sensor, ratio)
+                 decimation: bool = True, floor_ms: bool = False) -> None:
+        super().__init__(bands, sensor, ratio, floor_ms=floor_ms)
         self.decimation = bool(decimation)
 
-    def fuse(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> Tensor:
-        c = lms.shape[1]
+    def statistics(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> dict[str, Tensor]:
         haze = haze_values(lms)  # (B, C, 1, 1)
         w = lstsq(columns(lms, intercept="first"), columns(lowpass_gauss(pan, self.ratio)))  # (B, 1+C, 1)
         pan_haze = (w[:, :1, 0] + (w[:, 1:, 0] * haze.flatten(1)).sum(1, keepdim=True)).view(-1, 1, 1, 1)
+        return {"haze": haze, "pan_haze": pan_haze, "eps": scaled_eps(pan)}
+
+    def apply(self, lms: Tensor, pan: Tensor, ms: Tensor | None, stats: dict[str, Tensor]) -> Tensor:
+        c = lms.shape[1]
+        haze, pan_haze = stats["haze"], stats["pan_haze"]
         if self.decimation:
             low = self.glp(pan, c)
         else:
             low = mtf_filter(pan.expand(-1, c, -1, -1), self.gains(c), self.ratio)
-        return (lms - haze) * ((pan - pan_haze) / (low - pan_haze + scaled_eps(pan))) + haze
+        return (lms - haze) * ((pan - pan_haze) / (low - pan_haze + stats["eps"])) + haze
 
 
 class MTFGLPHPMR(_GLP):
@@ -116,11 +151,15 @@ class MTFGLPHPMR(_GLP):
     F_k = M_k·(P + c_k)/(L_k + c_k + eps), eps scale-aware.
     """
 
-    def fuse(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> Tensor:
+    def statistics(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> dict[str, Tensor]:
         low = self.glp(pan, lms.shape[1])
         g = cov_hw(lms, low) / var_hw(low)
-        cb = mean_hw(lms) / g - mean_hw(pan)
-        return lms * (pan + cb) / (low + cb + scaled_eps(pan))
+        return {"cb": mean_hw(lms) / g - mean_hw(pan), "eps": scaled_eps(pan)}
+
+    def apply(self, lms: Tensor, pan: Tensor, ms: Tensor | None, stats: dict[str, Tensor]) -> Tensor:
+        low = self.glp(pan, lms.shape[1])
+        cb = stats["cb"]
+        return lms * (pan + cb) / (low + cb + stats["eps"])
 
 
 class MTFGLPFS(_GLP):
@@ -129,10 +168,12 @@ class MTFGLPFS(_GLP):
     L_k = GLP_k(P); g_k = cov(M_k, P)/cov(L_k, P); F_k = M_k + g_k·(P − L_k).
     """
 
-    def fuse(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> Tensor:
+    def statistics(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> dict[str, Tensor]:
         low = self.glp(pan, lms.shape[1])
-        g = cov_hw(lms, pan) / cov_hw(low, pan)
-        return lms + g * (pan - low)
+        return {"g": cov_hw(lms, pan) / cov_hw(low, pan)}
+
+    def apply(self, lms: Tensor, pan: Tensor, ms: Tensor | None, stats: dict[str, Tensor]) -> Tensor:
+        return lms + stats["g"] * (pan - self.glp(pan, lms.shape[1]))
 
 
 class MTFGLPCBD(_GLP):
@@ -141,10 +182,12 @@ class MTFGLPCBD(_GLP):
     L_k = GLP_k(P); g_k = cov(L_k, M_k)/var(L_k); F_k = M_k + g_k·(P − L_k).
     """
 
-    def fuse(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> Tensor:
+    def statistics(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> dict[str, Tensor]:
         low = self.glp(pan, lms.shape[1])
-        g = cov_hw(low, lms) / var_hw(low)
-        return lms + g * (pan - low)
+        return {"g": cov_hw(low, lms) / var_hw(low)}
+
+    def apply(self, lms: Tensor, pan: Tensor, ms: Tensor | None, stats: dict[str, Tensor]) -> Tensor:
+        return lms + stats["g"] * (pan - self.glp(pan, lms.shape[1]))
 
 
 class CMTFGLPCBD(_GLP):
@@ -156,7 +199,8 @@ class CMTFGLPCBD(_GLP):
     ``n_segments`` groups by k-means from ``seed`` (the toolbox's k-means start is random, so its
     partition cannot be reproduced). With 4 bands the toolbox itself stops with an error
     (``genMTF(4, 'WV3', 4)`` returns all eight WV3 kernels); panfw uses the first C gains, as
-    every other MTF method does, so any band count works.
+    every other MTF method does, so any band count works. In a scene the k-means centres and the
+    per-segment gains are the scene's.
     """
 
     def __init__(self, bands: int = 4, sensor: str | Sensor = "generic", ratio: int = 4,
@@ -166,14 +210,30 @@ class CMTFGLPCBD(_GLP):
         self.n_segments = int(n_segments)
         self.seed = int(seed)
 
+    @property
+    def tile_exact(self) -> bool | str:  # type: ignore[override]
+        return True if self.segments is None else "a given segments= map is for one image, not for tiles"
+
     def labels(self, lms: Tensor) -> Tensor:
         if self.segments is not None:
             return self.segments
         return kmeans_segments(lms, self.n_segments, seed=self.seed)
 
-    def fuse(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> Tensor:
+    def statistics(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> dict[str, Tensor]:
+        if self.segments is not None:
+            return {}
         low = self.glp(pan, lms.shape[1])
-        g = segment_gains(low, lms, self.labels(lms))
+        centres, scale = kmeans_fit(lms, self.n_segments, seed=self.seed)
+        labels = kmeans_labels(lms, centres, scale)
+        table = segment_table(low, lms, labels.reshape(lms.shape[0], 1, -1), self.n_segments)
+        return {"centres": centres, "scale": scale, "gains": table}
+
+    def apply(self, lms: Tensor, pan: Tensor, ms: Tensor | None, stats: dict[str, Tensor]) -> Tensor:
+        low = self.glp(pan, lms.shape[1])
+        if self.segments is not None:
+            g = segment_gains(low, lms, self.segments)
+        else:
+            g = gather_segments(stats["gains"], kmeans_labels(lms, stats["centres"], stats["scale"]))
         return lms + g * (pan - low)
 
 
@@ -210,8 +270,18 @@ class MF(ClassicalModel):
     panfw uses (rows, cols).
     """
 
-    def fuse(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> Tensor:
-        pan_k = match_pan(pan, lms)
+    @property
+    def tile_exact(self) -> bool | str:  # type: ignore[override]
+        if self.ratio & (self.ratio - 1):
+            return (f"its pyramid decimates by 2 per level, which tiles on a ratio-{self.ratio} grid do not "
+                    "keep in phase")
+        return True
+
+    @property
+    def scene_halo(self) -> int:
+        return 4 * self.ratio  # cross 3x3 per level, bilinear back up: ~2 px per level and grid
+
+    def _low(self, pan_k: Tensor) -> Tensor:
         levels = math.ceil(math.log2(self.ratio)) + 1 if self.ratio > 1 else 1
         sizes = [tuple(pan_k.shape[-2:])]
         x = pan_k
@@ -223,9 +293,18 @@ class MF(ClassicalModel):
         low = x
         for size in reversed(sizes[:-1]):
             low = imresize(low, size=size, method="bilinear")
+        return low
+
+    def statistics(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> dict[str, Tensor]:
+        coefs = match_coefs(pan, lms)
+        low = self._low(apply_match(pan, coefs))
         finite = torch.isfinite(low).flatten(1).all(dim=1).view(-1, 1, 1, 1)
-        low = torch.where(finite, low, pan_k)  # the toolbox falls back to P_k when a level blew up
-        return lms * (pan_k / (low + scaled_eps(pan)))
+        return {"match": coefs, "finite": finite, "eps": scaled_eps(pan)}
+
+    def apply(self, lms: Tensor, pan: Tensor, ms: Tensor | None, stats: dict[str, Tensor]) -> Tensor:
+        pan_k = apply_match(pan, stats["match"])
+        low = torch.where(stats["finite"], self._low(pan_k), pan_k)  # the toolbox falls back to P_k
+        return lms * (pan_k / (low + stats["eps"]))
 
 
 # --- SR-D: sparse representation of injected details ----------------------------------------------
@@ -281,6 +360,9 @@ class SRD(ClassicalModel):
         self.input_scale = None if input_scale is None else float(input_scale)
         self.chunk = max(1, int(chunk))
 
+    tile_exact = ("its dictionary is made of every patch of the image, so a tile is coded with its own "
+                  "patches")
+
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, patch={self.patch}, overlap={self.overlap}, "
                 f"n_atoms={self.n_atoms}")
@@ -292,8 +374,11 @@ class SRD(ClassicalModel):
             raise DataError(f"SR-D: the image {h}x{w} must be divisible by the ratio {self.ratio} and "
                             f"at least {self.patch * self.ratio} pixels a side (patch {self.patch})")
 
-    def fuse(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> Tensor:
-        k = dn_factor(pan, self.sensor, self.input_scale)
+    def statistics(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> dict[str, Tensor]:
+        return {"dn": dn_factor(pan, self.sensor, self.input_scale)}
+
+    def apply(self, lms: Tensor, pan: Tensor, ms: Tensor | None, stats: dict[str, Tensor]) -> Tensor:
+        k = stats["dn"]
         return self._fuse_dn(lms * k, pan * k) / k
 
     def _fuse_dn(self, lms: Tensor, pan: Tensor) -> Tensor:
@@ -371,9 +456,9 @@ class SRD(ClassicalModel):
 
 # --- registered factories ----------------------------------------------------------------------
 
-def awlp(bands: int = 4, sensor: str = "generic", ratio: int = 4) -> AWLP:
+def awlp(bands: int = 4, sensor: str = "generic", ratio: int = 4, floor_ms: bool = False) -> AWLP:
     """AWLP: additive wavelet luminance proportional (toolbox AWLP)."""
-    return AWLP(bands, sensor, ratio)
+    return AWLP(bands, sensor, ratio, floor_ms=floor_ms)
 
 
 def mtf_glp(bands: int = 4, sensor: str = "generic", ratio: int = 4) -> MTFGLP:
@@ -386,20 +471,20 @@ def mtf_glp_fs(bands: int = 4, sensor: str = "generic", ratio: int = 4) -> MTFGL
     return MTFGLPFS(bands, sensor, ratio)
 
 
-def mtf_glp_hpm(bands: int = 4, sensor: str = "generic", ratio: int = 4) -> MTFGLPHPM:
+def mtf_glp_hpm(bands: int = 4, sensor: str = "generic", ratio: int = 4, floor_ms: bool = False) -> MTFGLPHPM:
     """MTF-GLP-HPM: MTF-GLP with high-pass modulation (toolbox MTF_GLP_HPM)."""
-    return MTFGLPHPM(bands, sensor, ratio)
+    return MTFGLPHPM(bands, sensor, ratio, floor_ms=floor_ms)
 
 
 def mtf_glp_hpm_h(bands: int = 4, sensor: str = "generic", ratio: int = 4,
-                  decimation: bool = True) -> MTFGLPHPMH:
+                  decimation: bool = True, floor_ms: bool = False) -> MTFGLPHPMH:
     """MTF-GLP-HPM-H: haze-corrected MTF-GLP-HPM (toolbox MTF_GLP_HPM_Haze_min)."""
-    return MTFGLPHPMH(bands, sensor, ratio, decimation=decimation)
+    return MTFGLPHPMH(bands, sensor, ratio, decimation=decimation, floor_ms=floor_ms)
 
 
-def mtf_glp_hpm_r(bands: int = 4, sensor: str = "generic", ratio: int = 4) -> MTFGLPHPMR:
+def mtf_glp_hpm_r(bands: int = 4, sensor: str = "generic", ratio: int = 4, floor_ms: bool = False) -> MTFGLPHPMR:
     """MTF-GLP-HPM-R: regression-based high-pass modulation (toolbox MTF_GLP_HPM_R)."""
-    return MTFGLPHPMR(bands, sensor, ratio)
+    return MTFGLPHPMR(bands, sensor, ratio, floor_ms=floor_ms)
 
 
 def mtf_glp_cbd(bands: int = 4, sensor: str = "generic", ratio: int = 4) -> MTFGLPCBD:
@@ -413,9 +498,9 @@ def c_mtf_glp_cbd(bands: int = 4, sensor: str = "generic", ratio: int = 4, segme
     return CMTFGLPCBD(bands, sensor, ratio, segments=segments, n_segments=n_segments, seed=seed)
 
 
-def mf(bands: int = 4, sensor: str = "generic", ratio: int = 4) -> MF:
+def mf(bands: int = 4, sensor: str = "generic", ratio: int = 4, floor_ms: bool = False) -> MF:
     """MF: morphological half-gradient pyramid with HPM injection (toolbox MF_HG_Pansharpen)."""
-    return MF(bands, sensor, ratio)
+    return MF(bands, sensor, ratio, floor_ms=floor_ms)
 
 
 def sr_d(bands: int = 4, sensor: str = "generic", ratio: int = 4, patch: int = 7, overlap: int = 4,

@@ -118,8 +118,14 @@ class TV(ClassicalModel):
             raise UserError(f"tv: {len(self.weights)} PAN weights for {c} bands; pass weights= with "
                             f"at least {c} values")
 
-    def fuse(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> Tensor:
-        k = dn_factor(pan, self.sensor, self.input_scale)
+    tile_exact = ("each of its iterations reaches a few pixels further, so after maxiter iterations a "
+                  "pixel depends on most of the image")
+
+    def statistics(self, lms: Tensor, pan: Tensor, ms: Tensor | None) -> dict[str, Tensor]:
+        return {"dn": dn_factor(pan, self.sensor, self.input_scale)}
+
+    def apply(self, lms: Tensor, pan: Tensor, ms: Tensor | None, stats: dict[str, Tensor]) -> Tensor:
+        k = stats["dn"]
         return self._fuse_dn(ms * k, pan * k) / k
 
     def _fuse_dn(self, y: Tensor, pan: Tensor) -> Tensor:

@@ -1,0 +1,156 @@
+"""Real scenes: classical methods fused tile by tile give the whole-scene result (statistics from the
+scene via ``fit_scene``, tiles read with ``scene_halo`` of context); the sensor and the ratio reach
+them; a method that cannot run at a ratio says so; ``floor_ms`` avoids the ratio methods' blow-ups."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import panfw
+from panfw.errors import DataError
+from panfw.ops import interp23tap, pad2d, tile_grid
+
+CLASSIC = [e.name for e in panfw.registry("models") if e.meta.get("family") == "classic"]
+EXACT = [n for n in CLASSIC if panfw.create_model(n, bands=4).tile_exact is True]
+
+
+def _smooth(c: int, h: int, w: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, c, h // 8, w // 8, generator=g, dtype=torch.float64)
+    x = torch.nn.functional.interpolate(x, size=(h, w), mode="bicubic", align_corners=False)
+    return x + 0.05 * torch.rand(1, c, h, w, generator=g, dtype=torch.float64)
+
+
+def dn_scene(ratio: int, bands: int = 4, h: int = 96, w: int = 80) -> tuple[torch.Tensor, ...]:
+    """An 11-bit-like scene in DN: lms upsampled as the scene loop does (MS mirrored, interp23tap)."""
+    pan = 200 + 1500 * _smooth(1, h, w, 1)
+    ms = 100 + 1200 * _smooth(bands, h // ratio, w // ratio, 2)
+    m = 12
+    lms = interp23tap(pad2d(ms, m, m, "symmetric"), ratio)[..., m * ratio:m * ratio + h, m * ratio:m * ratio + w]
+    return lms, pan, ms
+
+
+def tiled(model, lms, pan, ms, ratio: int, tile: int = 32, overlap: int = 8) -> torch.Tensor:
+    """The scene loop's geometry: each tile read with the model's halo (clipped to the scene), cropped."""
+    h, w = pan.shape[-2:]
+    halo = model.scene_halo
+    out = torch.full_like(lms, float("nan"))
+    for y, x, th, tw in tile_grid(h, w, tile, overlap, ratio):
+        y0, x0 = max(0, y - halo), max(0, x - halo)
+        y1, x1 = min(h, y + th + halo), min(w, x + tw + halo)
+        o = model(lms[..., y0:y1, x0:x1], pan[..., y0:y1, x0:x1],
+                  ms[..., y0 // ratio:y1 // ratio, x0 // ratio:x1 // ratio])
+        out[..., y:y + th, x:x + tw] = o[..., y - y0:y - y0 + th, x - x0:x - x0 + tw]
+    return out
+
+
+@pytest.mark.parametrize("ratio", [2, 4])
+@pytest.mark.parametrize("name", EXACT)
+def test_tiles_with_scene_statistics_equal_the_whole_scene(name, ratio):
+    lms, pan, ms = dn_scene(ratio)
+    model = panfw.create_model(name, bands=4, ratio=ratio, sensor="qb")
+    assert model.scene_halo % ratio == 0
+    model.fit_scene(lms, pan, ms)
+    whole = model(lms, pan, ms)
+    # 1e-6 DN; relative 1e-10 where an HPM denominator near zero makes values of 1e6 DN
+    torch.testing.assert_close(tiled(model, lms, pan, ms, ratio), whole, atol=1e-6, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["gsa", "mtf_glp_hpm_r", "bdsd", "c_gsa"])
+def test_tiles_with_their_own_statistics_differ(name):
+    """What tiling did before fit_scene: each tile its own coefficients (the test above can fail)."""
+    lms, pan, ms = dn_scene(4, h=192, w=192)  # larger than a tile with its halo
+    model = panfw.create_model(name, bands=4, ratio=4, sensor="qb")
+    whole = model(lms, pan, ms)
+    assert (tiled(model, lms, pan, ms, 4) - whole).abs().max() > 1.0
+
+
+def test_scene_statistics_are_the_whole_images_and_cleared():
+    lms, pan, ms = dn_scene(4)
+    model = panfw.create_model("gsa", bands=4)
+    stats = model.fit_scene(lms, pan, ms)
+    assert {"w", "g", "mean"} <= set(stats)
+    part = model(lms[..., :32, :32], pan[..., :32, :32], ms[..., :8, :8])
+    model.clear_scene()
+    own = model(lms[..., :32, :32], pan[..., :32, :32], ms[..., :8, :8])
+    assert (part - own).abs().max() > 1.0  # the window alone gets other coefficients
+    with pytest.raises(DataError, match="batch 1"):
+        model.fit_scene(lms.expand(2, -1, -1, -1), pan.expand(2, -1, -1, -1), ms.expand(2, -1, -1, -1))
+
+
+def test_whole_image_calls_stay_toolbox_exact_inside_the_scene_borders():
+    """A scene mirrors at its borders where the toolbox wraps; away from the border, the same image."""
+    lms, pan, ms = dn_scene(4)
+    model = panfw.create_model("mtf_glp", bands=4, sensor="qb")
+    plain = model(lms, pan, ms)
+    model.fit_scene(lms, pan, ms)
+    scene = model(lms, pan, ms)
+    b = model.scene_halo
+    torch.testing.assert_close(scene[..., b:-b, b:-b], plain[..., b:-b, b:-b], atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["sr_d", "tv"])
+def test_methods_that_cannot_be_tiled_say_why(name):
+    reason = panfw.create_model(name, bands=4).tile_exact
+    assert isinstance(reason, str) and len(reason) > 20
+
+
+def test_bdsd_blocks_refused_in_a_scene():
+    lms, pan, ms = dn_scene(4, h=64, w=64)
+    model = panfw.create_model("bdsd", bands=4, block=32)
+    with pytest.raises(DataError, match="block=32"):
+        model.fit_scene(lms, pan, ms)
+    assert model(lms, pan, ms).shape == lms.shape  # a whole-image call keeps the blocks
+
+
+# ---- sensor and ratio reach the methods; ratios a method cannot run at ---------------------------
+
+@pytest.mark.parametrize("name", [n for n in CLASSIC if n not in ("tv",)])
+def test_context_sensor_and_ratio_reach_every_method(name):
+    model = panfw.create("models", name, context={"bands": 4, "sensor": "qb", "ratio": 2})
+    assert model.ratio == 2 and model.sensor.name == "qb"
+
+
+def test_glp_family_refuses_a_ratio_it_cannot_run_at():
+    for name in ("mtf_glp", "mtf_glp_hpm", "mtf_glp_fs", "c_mtf_glp_cbd"):
+        with pytest.raises(DataError, match="power-of-two"):
+            panfw.create_model(name, bands=4, ratio=3)
+    for name in ("gsa", "bdsd", "pracs", "awlp", "brovey"):
+        assert panfw.create_model(name, bands=4, ratio=3).ratio == 3
+    with pytest.raises(DataError, match=">= 2"):
+        panfw.create_model("gsa", bands=4, ratio=1)
+
+
+def test_ratio_two_filters_differ_from_ratio_four():
+    """mtf_glp_hpm built for the data's ratio 2 is not the ratio-4 method (what fuse used to run)."""
+    lms, pan, ms = dn_scene(2)
+    r2 = panfw.create_model("mtf_glp_hpm", bands=4, ratio=2)(lms, pan, ms)
+    r4 = panfw.create_model("mtf_glp_hpm", bands=4, ratio=4)(lms, pan, ms)
+    assert (r2 - r4).abs().max() > 1.0
+
+
+# ---- floor_ms: the ratio methods' blow-ups -------------------------------------------------------
+
+RATIO_METHODS = ["brovey", "bt_h", "awlp", "mf", "sfim", "mtf_glp_hpm", "mtf_glp_hpm_h", "mtf_glp_hpm_r"]
+
+
+@pytest.mark.parametrize("name", RATIO_METHODS)
+def test_floor_ms_is_off_by_default_and_floors_lms(name):
+    lms, pan, ms = dn_scene(4)
+    dark = lms - 0.5 * lms.mean()  # interp23tap undershoots below 0 in dark areas
+    default = panfw.create_model(name, bands=4)
+    floored = panfw.create_model(name, bands=4, floor_ms=True)
+    assert not default.floor_ms
+    torch.testing.assert_close(floored(dark, pan, ms), default(dark.clamp_min(0), pan, ms.clamp_min(0)))
+    assert not torch.equal(default(dark, pan, ms), floored(dark, pan, ms))
+
+
+def test_floor_ms_avoids_a_brovey_blow_up():
+    lms, pan, ms = dn_scene(4)
+    dark = lms.clone()
+    dark[..., 40:44, 40:44] = 0.0
+    dark[..., 41, 41] = torch.tensor([-1e-3, 1e-3, -1e-3, 1e-3 + 1e-9], dtype=dark.dtype)  # intensity ~0
+    blown = panfw.create_model("brovey", bands=4)(dark, pan, ms)
+    safe = panfw.create_model("brovey", bands=4, floor_ms=True)(dark, pan, ms)
+    assert blown.abs().max() > 1e5 and safe.abs().max() < 1e4
