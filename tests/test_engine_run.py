@@ -14,7 +14,8 @@ from panfw.engine import TrainingDiverged
 from panfw.engine.data import ResumableSampler
 from panfw.engine.schedule import lr_lambda
 from panfw.evaluation.results import read_metrics_csv
-from panfw.io.checkpoint import load_checkpoint, model_from_checkpoint
+from panfw.io.checkpoint import load_checkpoint
+from panfw.io.resolve import model_from_checkpoint
 from panfw.procedures import run
 
 

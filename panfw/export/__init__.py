@@ -17,7 +17,6 @@ import attrs
 import torch
 from torch import nn
 
-import panfw
 from panfw.errors import UserError
 from panfw.export.common import (
     INPUT_NAMES,
@@ -70,6 +69,15 @@ class ExportResult:
         return "\n".join(lines)
 
 
+def _version() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("panfw")
+    except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
+
+
 def default_output(spec: Any, fmt: str, precision: str = "fp32") -> Path:
     """``runs/x/best.pt`` -> ``runs/x/best.onnx``; a model name -> ``<name>.onnx`` here."""
     p = Path(str(spec))
@@ -113,7 +121,7 @@ def export_model(spec: str | Path | nn.Module, fmt: str, out: str | Path | None 
             "source": res.source, "data": data, "bands": shape.bands, "ratio": shape.ratio,
             "precision": precision, "min_size": shape.min_size, "opt_size": shape.opt_size,
             "max_size": shape.max_size, "inputs": list(INPUT_NAMES), "output": OUTPUT_NAME,
-            "panfw_version": panfw.__version__}
+            "panfw_version": _version()}
     start = time.perf_counter()
     deployed = cast_model(copy.deepcopy(model), precision)
     device = "cpu"

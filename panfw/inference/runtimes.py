@@ -192,8 +192,8 @@ def onnxruntime_runtime(model: Any, device: str = "cpu", bands: int | None = Non
         runner = OnnxRunner(path, device=device, threads=threads)
         sizes = (int(meta["min_size"]), int(meta["max_size"])) if "min_size" in meta and "max_size" in meta else None
         return Runtime("onnxruntime", device, _per_sample(runner), sizes=sizes, bands=runner.bands)
-    from panfw.export import export_model
-    from panfw.export.common import ShapeSpec
+    from panfw.export.common import TOLERANCE, ShapeSpec, parity
+    from panfw.export.onnx import export_onnx
 
     if bands is None:
         raise UserError("runtime 'onnxruntime' needs the band count to export a PyTorch model (bands=N)")
@@ -202,15 +202,24 @@ def onnxruntime_runtime(model: Any, device: str = "cpu", bands: int | None = Non
     spec = ShapeSpec(bands=int(bands), ratio=int(ratio), min_size=min_size or 2 * ratio, opt_size=size,
                      max_size=top)
     net = model.cpu().eval()
+    name = type(net).__name__
 
     def export_to(file: Path) -> None:
-        export_model(net, "onnx", file, bands=spec.bands, ratio=spec.ratio, min_size=spec.min_size,
-                     opt_size=spec.opt_size, max_size=spec.max_size, parity_sizes=[(size, size)])
+        meta = {"kind": "onnx", "model": {"name": name}, "bands": spec.bands, "ratio": spec.ratio,
+                "min_size": spec.min_size, "opt_size": spec.opt_size, "max_size": spec.max_size}
+        export_onnx(net, spec, file, meta, name=name)
+        worst = max(c.max_abs for c in parity(net, OnnxRunner(file), spec, sizes=[(size, size)]))
+        if worst > TOLERANCE["fp32"]:
+            file.unlink(missing_ok=True)
+            raise UserError(f"the ONNX export of {name} differs from PyTorch by {worst:.3g} at {size}x{size} "
+                            f"(tolerance {TOLERANCE['fp32']:g}); use --backend torch")
 
     if cache_dir is not None:
         file = Path(cache_dir) / f"{type(net).__name__.lower()}-{_export_key(net, spec)}.onnx"
         if not file.is_file():
-            export_to(file)
+            partial = file.with_name(f".{file.name}.partial")  # never a truncated graph under the final name
+            export_to(partial)
+            partial.replace(file)
         runner = OnnxRunner(file, device=device, threads=threads)
     else:
         with tempfile.TemporaryDirectory(prefix="panfw-onnx-") as tmp:  # the session keeps the graph

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -75,33 +74,6 @@ def _load_failure(exc: Exception) -> str:
                 "foreign file is refused: re-create it with panfw")
     first = text.strip().splitlines()[0] if text.strip() else ""
     return f"{type(exc).__name__}: {first}"
-
-
-def build_model(name: str, options: dict | None = None, bands: int | None = None) -> Any:
-    """Build a registered model with its options (``bands`` reaching factories that take it)."""
-    from panfw.io.resolve import build_registered
-
-    return build_registered(name, options, {"bands": bands} if bands is not None else None)
-
-
-def model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[Any, dict]:
-    """The model stored in a checkpoint, weights loaded, in eval mode; and the checkpoint dict."""
-    from panfw.io.resolve import resolve_model
-
-    res = resolve_model(Path(path))
-    if res.checkpoint is None:
-        raise UserError(f"{path}: not a panfw checkpoint (give a .pt file or a run directory)")
-    return res.model_or_runtime.to(map_location), res.checkpoint
-
-
-def load_model(spec: str | Path, map_location: str | torch.device = "cpu", **options: Any) -> tuple[Any, dict]:
-    """A model from a checkpoint, run directory, exported file or registered name (see
-    ``panfw.io.resolve``); returns (model, checkpoint dict or {})."""
-    from panfw.io.resolve import resolve_model
-
-    res = resolve_model(spec, options=options)
-    model = res.model_or_runtime
-    return (model.to(map_location) if hasattr(model, "to") else model), (res.checkpoint or {})
 
 
 def rng_state() -> dict:

@@ -57,11 +57,11 @@ def _context(bands: int | None, sensor: str | None, ratio: int | None, data: dic
 def build_registered(name: str, options: dict | None = None, context: dict | None = None) -> nn.Module:
     """A registered model with its options; ``context`` (bands, sensor, ratio, ...) reaches it where
     its factory takes those keywords (the registry's one rule), options winning over context."""
-    import panfw
+    from panfw.plugins import registry
 
     options = dict(options or {})
     context = {k: v for k, v in (context or {}).items() if k not in options}
-    return panfw.registry("models").build(name, context=context, **options)
+    return registry("models").build(name, context=context, **options)
 
 
 def _exported(path: Path, device: str) -> Resolved:
@@ -73,14 +73,14 @@ def _exported(path: Path, device: str) -> Resolved:
     kind = meta.get("kind") or ("onnx" if path.suffix == ".onnx" else
                                 "tensorrt" if path.name.endswith(".trt.ep") else "exported_program")
     if kind == "onnx" or path.suffix == ".onnx":
-        from panfw.inference import build_runtime
+        from panfw.inference.build import build_runtime
 
         model = build_runtime("onnxruntime", path, device=device)
         kind = "onnx"
         if "bands" not in meta and model.bands:
             meta["bands"] = model.bands
     elif kind == "tensorrt":
-        from panfw.inference import build_runtime
+        from panfw.inference.build import build_runtime
 
         model = build_runtime("tensorrt", path, device=device)
     else:
@@ -120,7 +120,7 @@ def resolve_model(spec: str | Path | nn.Module, *, bands: int | None = None, sen
     docstring). ``bands``/``sensor``/``ratio`` build a registered model (a checkpoint or export knows
     its own; ``Resolved.bands`` says what the model takes, for the caller to compare); ``options`` are
     model options; ``device`` is where an .onnx/TensorRT runtime runs (modules stay on the CPU)."""
-    import panfw
+    from panfw.plugins import registry
 
     if isinstance(spec, nn.Module):
         res = Resolved(spec.eval(), type(spec).__name__, {}, {}, "module", "<module>")
@@ -130,7 +130,7 @@ def resolve_model(spec: str | Path | nn.Module, *, bands: int | None = None, sen
             res = _exported(p, device)
         elif p.suffix in CHECKPOINT_SUFFIXES or p.exists():
             res = _checkpoint(p, sensor, ratio, options)
-        elif str(spec) in panfw.registry("models"):
+        elif str(spec) in registry("models"):
             ctx = _context(bands, sensor, ratio)
             model = build_registered(str(spec), options, ctx).eval()
             opts = dict(options or {})
@@ -138,7 +138,7 @@ def resolve_model(spec: str | Path | nn.Module, *, bands: int | None = None, sen
                            "registered", "registered (untrained)")
         else:
             try:
-                panfw.registry("models").get(str(spec))
+                registry("models").get(str(spec))
             except UserError as exc:
                 raise UserError(f"{str(spec)!r} is neither a checkpoint file, a run directory, an exported "
                                 f"file (.pt2, .onnx, .trt.ep) nor a registered model: {exc}") from None
@@ -150,6 +150,12 @@ def resolve_model(spec: str | Path | nn.Module, *, bands: int | None = None, sen
     if ratio and not res.data.get("ratio"):
         res.data["ratio"] = int(ratio)
     return res
+
+
+def model_from_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[nn.Module, dict]:
+    """The model stored in a checkpoint or run directory (weights loaded, eval mode) and the checkpoint dict."""
+    res = _checkpoint(Path(path), None, None, None)
+    return res.model_or_runtime.to(map_location), res.checkpoint
 
 
 def load_model(spec: str | Path, *, device: str = "cpu", bands: int | None = None, sensor: str | None = None,

@@ -104,7 +104,7 @@ class EvaluateProcedure:
         """The model wrapped in runtime ``--backend`` (unchanged when none is given)."""
         if not self.backend:
             return model
-        from panfw.inference import build_runtime, largest_image
+        from panfw.inference.build import build_runtime, largest_image
 
         size = largest_image(self.test_sets)
         rt = build_runtime(self.backend, model, device=str(self.device),
