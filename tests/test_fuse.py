@@ -307,3 +307,44 @@ def test_onnx_backend_from_checkpoint_name(tmp_path, tiny):
                    progress=False)
     assert b.backend == "onnxruntime"
     assert np.abs(read(tmp_path / "t.tif")[0] - read(tmp_path / "o.tif")[0]).max() / 2047 <= 1e-4
+
+
+class ContextPlugin:
+    """A registered model whose factory takes the sensor and the ratio, as classical methods do."""
+
+    seen: dict = {}
+
+    @staticmethod
+    @panfw.hookimpl
+    def register_models(register):
+        def fuse_ctx(bands: int = 4, sensor: str = "generic", ratio: int = 4):
+            """Records what it was built with."""
+            ContextPlugin.seen = {"bands": bands, "sensor": sensor, "ratio": ratio}
+            return TinyConv(bands)
+
+        register("fuse_ctx", fuse_ctx)
+
+
+def test_registered_model_gets_bands_sensor_and_ratio(tmp_path, plugin_registered):
+    """The MS band count, --sensor and the pair's ratio reach a registered model's factory."""
+    from panfw.inference.scene import fuse_scene
+
+    plugin_registered(ContextPlugin, "test-fuse-ctx")
+    pan, ms = write_pair(tmp_path, bands=8)
+    fuse_scene(pan, ms, "fuse_ctx", tmp_path / "o.tif", sensor="wv2", tile=48, overlap=16, progress=False)
+    assert ContextPlugin.seen == {"bands": 8, "sensor": "wv2", "ratio": RATIO}
+
+
+def test_backend_list_in_help_and_errors(tmp_path, tiny):
+    from panfw.cli import cli
+    from panfw.inference import available_runtimes
+
+    res = CliRunner().invoke(cli, ["fuse", "--help"])
+    assert res.exit_code == 0
+    help_text = " ".join(res.output.split())
+    assert all(name in help_text for name in available_runtimes())
+    pan, ms = write_pair(tmp_path)
+    res = CliRunner().invoke(cli, ["fuse", "--pan", str(pan), "--ms", str(ms), "--model", tiny, "-o",
+                                   str(tmp_path / "o.tif"), "--bits", "11", "--backend", "onnxrt"])
+    assert res.exit_code == 2 and "onnxruntime" in res.output
+    assert not (tmp_path / "o.tif").exists()

@@ -115,6 +115,6 @@ def test_fuse_with_trt_backend(tmp_path, tiny):
                    progress=False)
     b = fuse_scene(pan, ms, tiny, tmp_path / "r.tif", bits=11, tile=48, overlap=16, backend="trt",
                    device="cuda", progress=False)
-    assert b.backend == "trt" and a.tiles == b.tiles
+    assert b.backend == "tensorrt" and a.tiles == b.tiles
     with rasterio.open(tmp_path / "t.tif") as x, rasterio.open(tmp_path / "r.tif") as y:
         assert np.abs(x.read() - y.read()).max() / 2047 <= 1e-3

@@ -174,8 +174,11 @@ OPEN_SECTIONS = {ModelSpec, LossTerm, DatasetSpec}
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None, *, check: bool = True) -> Recipe:
-    """Load a recipe file with its ``extends`` chain, apply ``key=value`` overrides and validate."""
-    path = Path(path)
+    """Load a recipe file with its ``extends`` chain, apply ``key=value`` overrides and validate.
+    ``path`` that is not a file names a bundled recipe (``panfw.config.bundled``)."""
+    from panfw.config.bundled import find_recipe
+
+    path = find_recipe(path)
     origins: dict = {}
     data = _load_chain(path, [], origins)
     data.setdefault("name", path.stem)
