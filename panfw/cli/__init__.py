@@ -147,6 +147,17 @@ def run_cmd(recipe: str | None, overrides: tuple[str, ...], resume: str | None) 
     run(recipe, list(overrides), resume=resume)
 
 
+@cli.command("recipes")
+def recipes_cmd() -> None:
+    """List the recipes shipped with panfw (panfw run NAME runs one from any folder)."""
+    from panfw.config.bundled import describe_recipes, recipes_dir
+
+    rows = describe_recipes()
+    click.echo(f"bundled recipes ({recipes_dir()}):")
+    for name, summary in rows:
+        click.echo(f"  {name:<28} {summary}")
+
+
 from panfw.cli.deploy import export_cmd, fuse_cmd  # noqa: E402
 
 cli.add_command(export_cmd)
