@@ -257,12 +257,15 @@ def tensorrt_runtime(model: Any, device: str = "cuda", bands: int | None = None,
 @hookimpl
 def register_runtimes(register: Callable[..., None]) -> None:
     """The core's runtimes: torch (eager and variants), onnxruntime, TensorRT."""
-    register("torch", torch_runtime, tolerance=0.0, available=_always, devices=("cpu", "cuda"), files=(".pt2",))
-    register("torch_channels_last", torch_channels_last, tolerance=1e-5, available=_always,
-             devices=("cpu", "cuda"), files=(".pt2",))
-    register("torch_compile", torch_compile, tolerance=1e-4, available=_compile_available,
-             devices=("cpu", "cuda"), files=(".pt2",))
-    register("onnxruntime", onnxruntime_runtime, tolerance=1e-4, available=_onnx_available,
-             devices=("cpu", "cuda"), files=(".onnx",))
-    register("tensorrt", tensorrt_runtime, tolerance=1e-3, available=_trt_available, devices=("cuda",),
-             files=(".trt.ep",))
+    register("torch", torch_runtime, summary="Eager PyTorch (the reference); also runs .pt2 files",
+             tolerance=0.0, available=_always, devices=("cpu", "cuda"), files=(".pt2",))
+    register("torch_channels_last", torch_channels_last, summary="Eager PyTorch, channels-last weights and inputs",
+             tolerance=1e-5, available=_always, devices=("cpu", "cuda"), files=(".pt2",))
+    register("torch_compile", torch_compile, summary="torch.compile (inductor), compiled per input shape",
+             tolerance=1e-4, available=_compile_available, devices=("cpu", "cuda"), files=(".pt2",))
+    register("onnxruntime", onnxruntime_runtime,
+             summary="onnxruntime on an .onnx file or a model exported to ONNX for the tile size",
+             tolerance=1e-4, available=_onnx_available, devices=("cpu", "cuda"), files=(".onnx",))
+    register("tensorrt", tensorrt_runtime,
+             summary="TensorRT (torch-tensorrt, CUDA) on a .trt.ep file or a model compiled for the tile size",
+             tolerance=1e-3, available=_trt_available, devices=("cuda",), files=(".trt.ep",))
