@@ -101,3 +101,15 @@ def test_bad_arguments():
         ssim(x, x, reduction="sum")
     with pytest.raises(ValueError, match="same shape"):
         ssim(x, torch.rand(1, 1, 16, 15))
+
+
+@pytest.mark.parametrize("padding", ["zero", "reflect", "valid"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_cpu_plane_path_matches_the_convolution_path(pair, padding, dtype):
+    # without gradients the CPU computes plane by plane; with them, by depth-wise convolutions
+    x, y = (t.to(dtype) for t in pair)
+    with torch.no_grad():
+        planes = ssim_map(x, y, padding=padding)
+    conv = ssim_map(x.clone().requires_grad_(True), y, padding=padding).detach()
+    tol = 1e-13 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(planes, conv, rtol=0, atol=tol)
