@@ -46,8 +46,8 @@ def backend_option(default_help: str) -> Any:
 @click.option("--min-size", default=32, show_default=True, help="Smallest PAN-grid H, W the export accepts.")
 @click.option("--opt-size", default=512, show_default=True, help="H, W TensorRT optimises for; first parity size.")
 @click.option("--max-size", default=2048, show_default=True, help="Largest PAN-grid H, W the export accepts.")
-@click.option("--fp16", "precision", flag_value="fp16", help="FP16 weights and compute (LayerNorm kept FP32).")
-@click.option("--bf16", "precision", flag_value="bf16", help="BF16 weights and compute (LayerNorm kept FP32).")
+@click.option("--fp16", "precision", flag_value="fp16", help="FP16 weights and compute (keep_fp32 modules stay FP32).")
+@click.option("--bf16", "precision", flag_value="bf16", help="BF16 weights and compute (keep_fp32 modules stay FP32).")
 def export_cmd(model: str, fmt: str | None, out: str | None, bands: int | None, ratio: int | None,
                min_size: int, opt_size: int, max_size: int, precision: str | None) -> None:
     """Export a checkpoint, run directory or registered model with dynamic H, W (multiples of the ratio)
