@@ -167,6 +167,10 @@ from panfw.cli.eval import eval_cmd  # noqa: E402
 
 cli.add_command(eval_cmd)
 
+from panfw.cli.adapt import adapt_cmd  # noqa: E402
+
+cli.add_command(adapt_cmd)
+
 
 def build_cli() -> click.Group:
     """The command line with every plugin's commands added."""

@@ -119,6 +119,44 @@ class OutputSpec:
 
 
 @attrs.define
+class AdaptSpec:
+    """``[adapt]``: one-shot per-scene adaptation (``panfw adapt``, panfw.procedures.adapt; docs/adapt.md).
+    The defaults are panfw's: the TRA-PAN paper gives none."""
+
+    model: str = _field("", doc="backbone: checkpoint, run dir or registered name; empty: fusionnet, else "
+                                "pantiny_small, from initialisation")
+    sensor: str = _field("", doc="sensor (MTF gains, bit depth); empty: the checkpoint's, else generic")
+    bits: int = _field(0, min=0, doc="bit depth of the data; 0: from the sensor, else from the data range")
+    device: str = _field("auto")
+    response_hidden: int = _field(32, min=1, doc="width of the spectral response network R")
+    response_steps: int = _field(300, min=0)
+    response_lr: float = _field(3e-2, min=0)
+    warmup_steps: int = _field(50, min=0, doc="reduced-resolution steps before the alternation")
+    warmup_lr: float = _field(1e-3, min=0)
+    steps: int = _field(200, min=0, doc="steps of the random alternation")
+    lr: float = _field(5e-4, min=0)
+    p_fr: float = _field(0.5, min=0, doc="probability of a full-resolution step")
+    crop: int = _field(64, min=8, doc="training crop side in PAN pixels")
+    batch_size: int = _field(4, min=1)
+    flips: bool = _field(True, doc="random flips and transposes of the crops")
+    spectral_weight: float = _field(8.0, min=0)
+    spatial_weight: float = _field(1.0, min=0)
+    norm: str = _field("l1", choices=("l1", "l2", "charbonnier"), doc="norm of the full-resolution losses")
+    rr_loss: str = _field("l1", doc="registered loss of the reduced-resolution steps")
+    margin: int = _field(2, min=0, doc="MS pixels left out at crop borders by the full-resolution losses")
+    pan_mode: str = _field("mtf", choices=("mtf", "bicubic"), doc="PAN degradation of the reduced pairs")
+    select: str = _field("hqnr", choices=("hqnr", "last"), doc="keep the weights of best HQNR, or the last")
+    select_every: int = _field(25, min=0)
+    eval_size: int = _field(512, min=32, doc="side of the centred window that scores candidates (PAN px)")
+    grad_clip: float = _field(0.0, min=0)
+    region: int = _field(1024, min=64, doc="side of a training region in PAN pixels (large scenes)")
+    regions: int = _field(4, min=1, doc="at most this many training regions of a large scene")
+    baselines: list[str] = _field(factory=lambda: ["mtf_glp_fs"], doc="parameter-free methods scored beside")
+    tile: int = _field(512, min=8, doc="tile side of the final fusion")
+    overlap: int = _field(64, min=0)
+
+
+@attrs.define
 class SweepVariant:
     """One ``[[sweep]]`` entry: a named set of dotted overrides."""
 
@@ -139,6 +177,7 @@ class Recipe:
     train: TrainSpec = _field(factory=TrainSpec)
     eval: EvalSpec = _field(factory=EvalSpec)
     output: OutputSpec = _field(factory=OutputSpec)
+    adapt: AdaptSpec = _field(factory=AdaptSpec)
     sweep: list[SweepVariant] = _field(factory=list)
 
     def to_dict(self) -> dict:

@@ -60,8 +60,8 @@ class SpectralResponse(nn.Module):
         return self.net((x - self.x_mean) / self.x_std) * self.y_std + self.y_mean
 
 
-def fit_response(ms: torch.Tensor, pan_lr: torch.Tensor, *, hidden: int = 32, steps: int = 300, lr: float = 1e-2,
-                 seed: int = 0, max_pixels: int = 65536) -> tuple[SpectralResponse, list[float]]:
+def fit_response(ms: torch.Tensor, pan_lr: torch.Tensor, *, hidden: int = 32, steps: int = 300, lr: float = 3e-2,
+                 seed: int = 0, max_pixels: int = 16384) -> tuple[SpectralResponse, list[float]]:
     """Fit R so that R(ms) ~ pan_lr on the MS grid (MSE, full-batch Adam on up to ``max_pixels``
     pixels); returns R (frozen, eval mode) and the loss per step."""
     c = ms.shape[1]
@@ -86,7 +86,7 @@ def fit_response(ms: torch.Tensor, pan_lr: torch.Tensor, *, hidden: int = 32, st
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        curve.append(float(loss))
+        curve.append(float(loss.detach()))
     r.eval().requires_grad_(False)
     return r, curve
 
@@ -246,10 +246,12 @@ class Adapter:
 
     def __init__(self, model: nn.Module, regions: list[SceneData], sensor: Any, settings: Any,
                  device: str | torch.device = "cpu", log: Callable[[str], None] | None = None,
-                 progress: bool = False) -> None:
+                 progress: bool = False, baselines: dict[str, nn.Module] | None = None, seed: int = 0) -> None:
         import panfw
 
+        self.seed = int(seed)
         self.model, self.regions, self.sensor, self.s = model, regions, sensor, settings
+        self.baselines = dict(baselines or {})
         self.device = torch.device(device)
         self.log = log or (lambda msg: None)
         self.progress = progress
@@ -274,10 +276,10 @@ class Adapter:
         s, dev = self.s, self.device
         seconds: dict[str, float] = {}
         t0 = time.perf_counter()
-        torch.manual_seed(int(s.seed))
+        torch.manual_seed(int(self.seed))
         big = max(self.regions, key=lambda reg: reg.ms.numel())
         response, rcurve = fit_response(big.ms.to(dev), big.pan_lr.to(dev), hidden=s.response_hidden,
-                                        steps=s.response_steps, lr=s.response_lr, seed=s.seed)
+                                        steps=s.response_steps, lr=s.response_lr, seed=self.seed)
         self.spatial.response = response
         seconds["response"] = time.perf_counter() - t0
         self.log(f"stage 1: spectral response fitted in {seconds['response']:.1f} s "
@@ -288,13 +290,15 @@ class Adapter:
         model = self.model.to(dev).train()
         scores = {"lms": fr_scores(win.lms, win.ms, win.pan, win.lms, self.sensor),
                   "unadapted": self._score(model, win)}
+        for bname, bmodel in self.baselines.items():
+            scores[bname] = self._score(bmodel, win)
         seconds["scoring"] = time.perf_counter() - t1
         best = {"hqnr": scores["unadapted"]["hqnr"], "step": -1, "state": copy.deepcopy(model.state_dict())}
         hcurve = [(0, scores["unadapted"]["hqnr"])]
 
         total = int(s.warmup_steps) + int(s.steps)
-        schedule = draw_schedule(s.steps, s.warmup_steps, s.p_fr, s.seed)
-        sampler = CropSampler(self.regions, s.crop, s.batch_size, s.seed, s.flips)
+        schedule = draw_schedule(s.steps, s.warmup_steps, s.p_fr, self.seed)
+        sampler = CropSampler(self.regions, s.crop, s.batch_size, self.seed, s.flips)
         params = [p for p in model.parameters() if p.requires_grad]
         if not params and total:
             raise UserError("adapt: the backbone has no trainable parameters (a classical method?); "
@@ -315,14 +319,14 @@ class Adapter:
             pred = model(b["lms"], b["pan"], b["ms"])
             if "gt" in b:
                 loss = self.rr_loss(pred, b["gt"])
-                curves["rr"].append((i, float(loss)))
+                curves["rr"].append((i, float(loss.detach())))
             else:
                 spec = self.spectral(pred, b["ms"], b["pan"], sensor=self.sensor)
                 spat = self.spatial(pred, b["ms"], b["pan"], sensor=self.sensor)
                 loss = s.spectral_weight * spec + s.spatial_weight * spat
-                curves["fr"].append((i, float(loss)))
-            if not math.isfinite(float(loss)):
-                raise UserError(f"adapt: the loss became {float(loss)} at step {i + 1}; try a lower adapt.lr "
+                curves["fr"].append((i, float(loss.detach())))
+            if not math.isfinite(float(loss.detach())):
+                raise UserError(f"adapt: the loss became {float(loss.detach())} at step {i + 1}; try a lower adapt.lr "
                                 "or adapt.grad_clip = 1.0")
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -353,3 +357,427 @@ class Adapter:
         hcurve.append((step, h))
         if h > best["hqnr"]:
             best.update(hqnr=h, step=step, state=copy.deepcopy(model.state_dict()))
+
+
+# ---------------------------------------------------------------------------------------------
+# the procedure: a GeoTIFF scene or a dataset sample in, the fused image and a report out
+
+BIT_DEPTHS = (8, 10, 11, 12, 14, 16)
+
+
+def default_backbone() -> str:
+    """FusionNet when a plugin registers it (ZS-Pan's backbone), else PanTiny Small."""
+    import panfw
+
+    reg = panfw.registry("models")
+    return "fusionnet" if "fusionnet" in reg else "pantiny_small"
+
+
+def infer_bits(values: Any, dtype: str, where: str) -> int:
+    """The smallest usual bit depth that holds the data (11 for 16-bit files of 11-bit data)."""
+    import numpy as np
+
+    if not np.issubdtype(np.dtype(dtype), np.integer):
+        raise UserError(f"{where}: floating-point data ({dtype}) has no bit depth to read; pass --bits N "
+                        "(the DN range is 2^N - 1) or --sensor NAME")
+    top = float(np.max(values)) if np.size(values) else 0.0
+    for b in BIT_DEPTHS:
+        if top <= 2 ** b - 1:
+            return b
+    return int(np.iinfo(dtype).bits)
+
+
+def _fill_nodata(x: Any, bad: Any) -> Any:
+    """Nodata pixels take their band's median, so that they train nothing (flat patches)."""
+    import numpy as np
+
+    if bad is None or not bad.any():
+        return x
+    x = x.copy()
+    for b in range(x.shape[0]):
+        good = x[b][~bad]
+        x[b][bad] = np.median(good) if good.size else 0.0
+    return x
+
+
+def _region_windows(h: int, w: int, ratio: int, side: int, count: int, seed: int) -> list[tuple[int, int, int, int]]:
+    """MS-grid windows (row, col, rows, cols) of the training regions: the whole scene when it is
+    small, else up to ``count`` seeded random windows of ``side`` PAN pixels."""
+    import numpy as np
+
+    ms_side = max(ratio, side // ratio // ratio * ratio)
+    rows, cols = min(h, ms_side) // ratio * ratio, min(w, ms_side) // ratio * ratio
+    if rows < 2 * ratio or cols < 2 * ratio:
+        raise UserError(f"adapt: the MS image ({h}x{w} pixels) is too small to adapt on; at least "
+                        f"{2 * ratio}x{2 * ratio} MS pixels are needed")
+    if rows == h // ratio * ratio and cols == w // ratio * ratio:
+        return [(0, 0, rows, cols)]
+    rng = np.random.default_rng([int(seed), 4242])
+    n_y, n_x = math.ceil(h / rows), math.ceil(w / cols)
+    cells = [(i, j) for i in range(n_y) for j in range(n_x)]
+    picks = rng.permutation(len(cells))[:count]
+    out = []
+    for k in sorted(picks.tolist()):
+        i, j = cells[k]
+        out.append((min(i * rows, h - rows), min(j * cols, w - cols), rows, cols))
+    return out
+
+
+@attrs.define
+class LoadedScene:
+    """The training regions of a GeoTIFF pair and what was learnt about the data."""
+
+    regions: list[SceneData]
+    bands: int
+    ratio: int
+    bits: int
+    dtype: str
+
+
+def load_geotiff_regions(pan_path: Any, ms_path: Any, spec: Any, sensor: Any, seed: int,
+                         bits: int | None) -> LoadedScene:
+    """Read the training regions of a PAN/MS GeoTIFF pair (windowed reads), in [0, 1]."""
+    import numpy as np
+    from rasterio.windows import Window
+
+    from panfw.io.geotiff import open_pair
+
+    with open_pair(pan_path, ms_path) as pair:
+        r = pair.ratio
+        mr, mc, mh, mw = pair.ms_window
+        pr, pc = pair.pan_window[:2]
+        ms_ds, pan_ds = pair.ms, pair.pan
+        dtype = ms_ds.dtypes[0]
+        wins = _region_windows(mh, mw, r, spec.region, spec.regions, seed)
+        raw = []
+        for y, x, hh, ww in wins:
+            m = ms_ds.read(window=Window(mc + x, mr + y, ww, hh), out_dtype="float32")
+            p = pan_ds.read(1, window=Window(pc + x * r, pr + y * r, ww * r, hh * r), out_dtype="float32")[None]
+            bad_m = (m == ms_ds.nodata).any(0) if ms_ds.nodata is not None else None
+            bad_p = (p[0] == pan_ds.nodata) if pan_ds.nodata is not None else None
+            raw.append((_fill_nodata(m, bad_m), _fill_nodata(p, bad_p)))
+        if not bits:
+            bits = infer_bits(np.stack([a.max() for a, _ in raw] + [b.max() for _, b in raw]), dtype,
+                              f"MS {ms_path}")
+    top = float(2 ** bits - 1)
+    regions = [prepare_scene(torch.from_numpy(m / top)[None], torch.from_numpy(p / top)[None], sensor, r,
+                             spec.pan_mode) for m, p in raw]
+    return LoadedScene(regions, raw[0][0].shape[0], r, int(bits), dtype)
+
+
+def sensor_with_bits(name: str, bits: int) -> Any:
+    """The sensor (MTF gains, ratio) with the data's bit depth (the DN scale of the indices)."""
+    from panfw.sensors import get_sensor
+
+    s = get_sensor(name)
+    return s if s.bit_depth == bits else attrs.evolve(s, bit_depth=int(bits))
+
+
+def build_backbone(spec_model: str, bands: int, sensor: str | None, ratio: int) -> tuple[nn.Module, dict]:
+    """The backbone to adapt (a private copy) and what is known about it (name, source, data)."""
+    from panfw.io.resolve import resolve_model
+
+    name = spec_model or default_backbone()
+    res = resolve_model(name, bands=bands, sensor=sensor, ratio=ratio)
+    if not res.is_module:
+        raise UserError(f"adapt --model {name}: {res.kind} files cannot be trained; give a checkpoint, a run "
+                        "directory or a registered model name")
+    if res.bands is not None and res.bands != bands:
+        raise UserError(f"adapt --model {name}: the model takes {res.bands} bands but the scene has {bands}; "
+                        f"give a {bands}-band checkpoint or a registered name (built for {bands} bands)")
+    model = copy.deepcopy(res.model_or_runtime)
+    info = {"name": res.name, "source": res.source, "kind": res.kind, "data": dict(res.data),
+            "trained": res.kind == "checkpoint"}
+    return model, info
+
+
+def _pick_sensor(spec: Any, info_data: dict | None, log: Callable[[str], None]) -> str:
+    if spec.sensor:
+        return spec.sensor
+    if info_data and info_data.get("sensor"):
+        return str(info_data["sensor"])
+    log("note: no --sensor given and the model names none; using the generic MTF (Nyquist gains 0.3, "
+        "PAN 0.15). Give --sensor for the sensor's own MTF")
+    return "generic"
+
+
+def write_report(out_dir: Any, result: AdaptResult, meta: dict) -> dict:
+    """``adapt.json``, ``adapt.md`` and ``adapt_curves.png`` in ``out_dir``; returns the JSON content."""
+    import json
+    from pathlib import Path
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = [("plain upsampling (lms)", result.scores["lms"])]
+    rows += [(f"{k}", v) for k, v in result.scores.items() if k not in ("lms", "unadapted", "adapted")]
+    rows += [(f"unadapted {meta['model']['name']}" + ("" if meta["model"]["trained"] else " (initialisation)"),
+              result.scores["unadapted"]), (f"adapted {meta['model']['name']}", result.scores["adapted"])]
+    data = {**meta, "scores": result.scores, "selected_step": result.selected_step,
+            "steps": {"full_resolution": result.n_fr, "reduced_resolution": result.n_rr},
+            "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
+            "curves": {k: v for k, v in result.curves.items()}}
+    (out_dir / "adapt.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
+    lines = [f"# panfw adapt: {meta.get('output', '')}", "",
+             f"Backbone {meta['model']['name']} ({meta['model']['source']}), sensor {meta['sensor']}, "
+             f"{meta['bits']}-bit, {meta['bands']} bands, ratio {meta['ratio']}. "
+             f"Scores on the scoring window ({meta['window']}) of the scene; kept step {result.selected_step} "
+             "(-1: the unadapted backbone).", "",
+             "| image | D_lambda | D_s | QNR | D_lambda^K | HQNR |", "|---|---|---|---|---|---|"]
+    for label, sc in rows:
+        lines.append(f"| {label} | {sc['d_lambda']:.4f} | {sc['d_s']:.4f} | {sc['qnr']:.4f} | "
+                     f"{sc['d_lambda_k']:.4f} | {sc['hqnr']:.4f} |")
+    lines += ["", "| stage | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in result.seconds.items()]
+    lines += ["", "Loss curves: adapt_curves.png.", ""]
+    (out_dir / "adapt.md").write_text("\n".join(lines), encoding="utf-8")
+    _plot_curves(out_dir / "adapt_curves.png", result.curves)
+    return data
+
+
+def _plot_curves(path: Any, curves: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    axes[0].semilogy(curves["response"])
+    axes[0].set_title("stage 1: spectral response (MSE)")
+    axes[0].set_xlabel("step")
+    for key, label in (("rr", "reduced resolution"), ("fr", "full resolution")):
+        if curves[key]:
+            xs, ys = zip(*curves[key])
+            axes[1].plot(xs, ys, ".", ms=3, label=label)
+    axes[1].set_yscale("log")
+    axes[1].set_title("stage 2: losses")
+    axes[1].set_xlabel("step")
+    axes[1].legend()
+    if curves["hqnr"]:
+        xs, ys = zip(*curves["hqnr"])
+        axes[2].plot(xs, ys, "o-")
+    axes[2].set_title("HQNR on the scoring window")
+    axes[2].set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+class AdaptProcedure:
+    """``setup()`` (scene regions, backbone, sensor), ``run()`` (the adaptation), ``save()`` (the fused
+    image and the report). Input: a PAN/MS GeoTIFF pair, or one sample of a registered dataset."""
+
+    def __init__(self, recipe: Any, out: Any, *, pan: Any = None, ms: Any = None, data: Any = None,
+                 index: int = 0, root: str = "", progress: bool = True,
+                 echo: Callable[[str], None] = print) -> None:
+        from pathlib import Path
+
+        if (pan is None) != (ms is None) or (pan is None) == (data is None):
+            raise UserError("panfw adapt: give --pan and --ms (a GeoTIFF pair), or --data NAME --index N "
+                            "(a dataset sample)")
+        self.recipe, self.spec, self.out = recipe, recipe.adapt, Path(out)
+        self.pan, self.ms, self.data, self.index, self.root = pan, ms, data, int(index), root
+        self.progress, self.echo = progress, echo
+        self.result: AdaptResult | None = None
+        self.meta: dict = {}
+        self.sample: dict | None = None
+
+    # -- setup ------------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Read the scene, build the backbone, choose sensor and bit depth."""
+        from pathlib import Path
+
+        spec = self.spec
+        if self.out.suffix.lower() not in ((".tif", ".tiff") if self.data is None else (".h5", ".npz")):
+            want = ".tif" if self.data is None else ".h5 or .npz"
+            raise UserError(f"-o {self.out}: the output of this input is a {want} file")
+        if self.data is not None:
+            self._setup_sample()
+            return
+        for p, what in ((self.pan, "PAN"), (self.ms, "MS")):
+            if not Path(p).is_file():
+                raise UserError(f"{what} file {str(p)!r} not found")
+        if self.out.resolve() in (Path(self.pan).resolve(), Path(self.ms).resolve()):
+            raise UserError(f"-o {self.out}: would overwrite an input")
+        import rasterio
+
+        with rasterio.open(self.ms) as ds:
+            bands = ds.count
+        from panfw.io.geotiff import open_pair
+
+        with open_pair(self.pan, self.ms) as pair:
+            ratio = pair.ratio
+        model, info = build_backbone(spec.model, bands, spec.sensor or None, ratio)
+        sensor = _pick_sensor(spec, info["data"], self.echo)
+        bits = spec.bits or (sensor_bits(sensor) if spec.sensor else None) or info["data"].get("bit_depth")
+        scene = load_geotiff_regions(self.pan, self.ms, spec, sensor, self.recipe.seed, bits)
+        self._finish_setup(model, info, sensor, scene.regions, scene.bits, scene.bands, scene.ratio)
+
+    def _setup_sample(self) -> None:
+        from panfw.engine.data import create_dataset
+        from panfw.procedures.evaluate import parse_data_option
+
+        spec = self.spec
+        dspec = parse_data_option(self.data) if isinstance(self.data, str) else self.data
+        ds = create_dataset(dspec, "test_fr", self.root)
+        if not 0 <= self.index < len(ds):
+            raise UserError(f"--index {self.index}: dataset {dspec.name} (test_fr) has samples 0..{len(ds) - 1}")
+        item = ds[self.index]
+        ms, pan = item["ms"][None].float(), item["pan"][None].float()
+        lms = item["lms"][None].float()
+        ratio = int(getattr(ds, "ratio", 4) or 4)
+        dsensor = spec.sensor or item.get("sensor") or getattr(ds, "sensor", None)
+        model, info = build_backbone(spec.model, ms.shape[1], dsensor, ratio)
+        sensor = dsensor or _pick_sensor(spec, info["data"], self.echo)
+        bits = spec.bits or sensor_bits(sensor)
+        h, w = ms.shape[-2:]
+        hh, ww = h // ratio * ratio, w // ratio * ratio
+        region = prepare_scene(ms[..., :hh, :ww], pan[..., :hh * ratio, :ww * ratio], sensor, ratio, spec.pan_mode,
+                               lms=lms[..., :hh * ratio, :ww * ratio])
+        self.sample = {"ms": ms, "pan": pan, "lms": lms, "gt": item.get("gt")}
+        self._finish_setup(model, info, sensor, [region], bits, ms.shape[1], ratio)
+
+    def _finish_setup(self, model: nn.Module, info: dict, sensor: str, regions: list[SceneData], bits: int,
+                      bands: int, ratio: int) -> None:
+        from panfw.inference import pick_device
+        from panfw.io.resolve import resolve_model
+
+        self.model, self.info, self.regions = model, info, regions
+        self.sensor_name, self.bits, self.bands, self.ratio = sensor, int(bits), int(bands), int(ratio)
+        self.sensor = sensor_with_bits(sensor, bits)
+        self.device = pick_device(self.spec.device)
+        self.baselines = {}
+        for name in self.spec.baselines:
+            res = resolve_model(name, bands=bands, sensor=sensor, ratio=ratio)
+            self.baselines[name] = res.model_or_runtime
+        win = eval_window(max(regions, key=lambda reg: reg.ms.numel()), self.spec.eval_size)
+        self.meta = {"model": info, "sensor": sensor, "bits": self.bits, "bands": self.bands, "ratio": self.ratio,
+                     "window": "x".join(map(str, win.pan.shape[-2:])) + " PAN px",
+                     "regions": len(regions), "seed": self.recipe.seed,
+                     "settings": attrs.asdict(self.spec), "output": str(self.out)}
+
+    # -- run ----------------------------------------------------------------------------------
+    def run(self) -> AdaptResult:
+        """Adapt the backbone to the scene."""
+        torch.manual_seed(int(self.recipe.seed))
+        adapter = Adapter(self.model, self.regions, self.sensor, self.spec, device=self.device, log=self.echo,
+                          progress=self.progress, baselines=self.baselines, seed=self.recipe.seed)
+        self.result = adapter.run()
+        return self.result
+
+    # -- save ---------------------------------------------------------------------------------
+    def save(self) -> dict:
+        """Write the fused image (the tiled scene loop of ``panfw fuse`` for GeoTIFFs) and the report."""
+        res = self.result
+        t = time.perf_counter()
+        model = res.model.eval()
+        if self.data is None:
+            from panfw.inference.scene import fuse_scene
+
+            rep = fuse_scene(self.pan, self.ms, model, self.out, bits=self.bits, tile=self.spec.tile,
+                             overlap=self.spec.overlap, device=str(self.device), progress=self.progress)
+            self.echo(rep.summary())
+        else:
+            self._save_sample(model)
+        res.seconds["fuse"] = time.perf_counter() - t
+        data = write_report(self.out.parent, res, self.meta)
+        return data
+
+    def _save_sample(self, model: nn.Module) -> None:
+        import numpy as np
+
+        from panfw.ops import tiled_call
+
+        s = self.sample
+        with torch.no_grad():
+            fused = tiled_call(lambda a, b, c: model(a.to(self.device), b.to(self.device), c.to(self.device)).cpu(),
+                               s["lms"], s["pan"], s["ms"], tile=self.spec.tile, overlap=self.spec.overlap,
+                               ratio=self.ratio) if s["lms"].shape[-1] > self.spec.tile else \
+                model(s["lms"].to(self.device), s["pan"].to(self.device), s["ms"].to(self.device)).cpu()
+        dn = (fused.clamp(0, 1)[0] * float(2 ** self.bits - 1)).numpy().astype(np.float32)
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        if self.out.suffix.lower() == ".npz":
+            np.savez_compressed(self.out, fused=dn, sensor=self.sensor_name, bits=self.bits)
+        else:
+            import h5py
+
+            with h5py.File(self.out, "w") as f:
+                f.create_dataset("fused", data=dn[None], compression="gzip")
+                f.attrs.update(sensor=self.sensor_name, bits=self.bits, model=self.info["name"])
+        self.echo(f"fused sample {self.index} of {self.data} -> {self.out}")
+
+    def cleanup(self) -> None:
+        """Nothing is held open between stages."""
+
+
+def sensor_bits(name: str) -> int:
+    """The bit depth of a sensor by name."""
+    from panfw.sensors import get_sensor
+
+    return get_sensor(name).bit_depth
+
+
+def adapt(out: Any, *, pan: Any = None, ms: Any = None, data: Any = None, index: int = 0, recipe: Any = None,
+          overrides: list[str] | None = None, root: str = "", progress: bool = True,
+          echo: Callable[[str], None] = print) -> dict:
+    """``panfw adapt``: adapt and fuse one scene (every variant of a sweep recipe, each into its own
+    folder beside ``out``, then a comparison table). Returns adapt.json's content ({variant: ...})."""
+    from pathlib import Path
+
+    from panfw.config.recipe import Recipe, load_recipe, loads_recipe
+
+    if recipe is None:
+        r = loads_recipe("", source="<defaults>") if not overrides else _defaults_with(overrides)
+    elif isinstance(recipe, Recipe):
+        r = recipe
+    else:
+        r = load_recipe(recipe, list(overrides or []))
+    out = Path(out)
+    if not r.sweep:
+        return _one(r, out, pan, ms, data, index, root, progress, echo)
+    results = {}
+    for name, variant in r.variants():
+        echo(f"== sweep variant {name} ==")
+        results[name] = _one(variant, out.parent / name / out.name, pan, ms, data, index, root, progress, echo)
+    lines = ["| variant | D_lambda^K | D_s | HQNR | kept step | seconds |", "|---|---|---|---|---|---|"]
+    for name, d in results.items():
+        sc = d["scores"]["adapted"]
+        lines.append(f"| {name} | {sc['d_lambda_k']:.4f} | {sc['d_s']:.4f} | {sc['hqnr']:.4f} | "
+                     f"{d['selected_step']} | {sum(d['seconds'].values()):.1f} |")
+    text = "\n".join(lines) + "\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    (out.parent / "sweep.md").write_text(text, encoding="utf-8")
+    echo(text)
+    return results
+
+
+def _defaults_with(overrides: list[str]) -> Any:
+    import tomli_w
+
+    from panfw.config.recipe import RecipeError, loads_recipe, parse_value
+
+    data: dict = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise RecipeError(f"command line: override {item!r} is not KEY=VALUE (e.g. -s adapt.steps=100)")
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = parse_value(raw.strip())
+    return loads_recipe(tomli_w.dumps(data), source="command line (-s)")
+
+
+def _one(r: Any, out: Any, pan: Any, ms: Any, data: Any, index: int, root: str, progress: bool,
+         echo: Callable[[str], None]) -> dict:
+    proc = AdaptProcedure(r, out, pan=pan, ms=ms, data=data, index=index, root=root, progress=progress, echo=echo)
+    proc.setup()
+    proc.run()
+    result = proc.save()
+    proc.cleanup()
+    sc = result["scores"]
+    echo(f"HQNR: adapted {sc['adapted']['hqnr']:.4f}, unadapted {sc['unadapted']['hqnr']:.4f}, lms "
+         f"{sc['lms']['hqnr']:.4f}" + "".join(f", {k} {v['hqnr']:.4f}" for k, v in sc.items()
+                                              if k not in ("adapted", "unadapted", "lms"))
+         + f" -> {out} (report {out.parent / 'adapt.md'})")
+    return result
