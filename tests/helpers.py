@@ -145,3 +145,52 @@ def consistent_triple(sensor: str = "generic", bands: int = 4, size: int = 64, b
     ms = mtf_filter(fused, s.gains(bands), s.ratio, decimate=True)
     return {"fused": fused, "ms": ms, "lms": interp23tap(ms, s.ratio), "pan": fused.mean(1, keepdim=True),
             "sensor": s.name, "ratio": s.ratio}
+
+
+# ---- real-shaped GeoTIFF scene pairs ---------------------------------------------------------------
+
+
+def write_scene_pair(folder: str | Path, *, ratio: int = 4, bands: int = 4, ms_size: tuple[int, int] = (25, 21),
+                     bits: int = 11, dtype: str = "uint16", pan_res: float = 0.5, half_pixel: bool = False,
+                     extra: tuple[int, int] = (0, 0), nodata_border: int = 0, nodata: float | None = None,
+                     seed: int = 0, name: str = "scene") -> dict[str, Any]:
+    """A PAN/MS GeoTIFF pair shaped like a real product: smooth DN content filling ``bits`` bits of
+    ``dtype``, MS ``ms_size`` (rows, cols; odd sizes allowed) at ``ratio`` x ``pan_res``, the PAN on
+    the same corner-aligned grid, or with ``half_pixel`` shifted by half a PAN pixel east and south
+    (Landsat's PAN, whose first pixel centre is the first MS pixel's centre), with ``extra`` PAN
+    (rows, cols) beyond the MS footprint and a ``nodata_border`` of MS pixels set to ``nodata``.
+
+    Returns the paths and the arrays written: ``pan`` (1, H, W), ``ms`` (C, h, w)."""
+    import rasterio
+    from rasterio.transform import Affine
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    h, w = ms_size
+    top = 2 ** bits - 1
+    hr = smooth_image(1, bands, h * ratio, w * ratio, seed, lo=0.05, hi=0.9, cell=4 * ratio)[0].numpy()
+    rng = np.random.default_rng(seed)
+    ms = hr.reshape(bands, h, ratio, w, ratio).mean(axis=(2, 4))
+    pan = hr.mean(0, keepdims=True) + 0.02 * rng.standard_normal((1, h * ratio, w * ratio))
+    if extra[0] or extra[1]:
+        pan = np.pad(pan, ((0, 0), (0, extra[0]), (0, extra[1])), mode="reflect")
+    pan_dn = np.clip(np.rint(pan * top), 1, top).astype(dtype)
+    ms_dn = np.clip(np.rint(ms * top), 1, top).astype(dtype)
+    if nodata_border:
+        nd = 0 if nodata is None else nodata
+        b = nodata_border
+        for arr, k in ((ms_dn, 1), (pan_dn, ratio)):
+            arr[:, :b * k] = nd
+            arr[:, -b * k - (extra[0] if k == ratio else 0):] = nd
+            arr[:, :, :b * k] = nd
+        nodata = nd
+    x0, y0 = 500000.0, 4200000.0
+    shift = 0.5 * pan_res if half_pixel else 0.0
+    paths = {"pan": folder / f"{name}_pan.tif", "ms": folder / f"{name}_ms.tif"}
+    for key, arr, res, ox, oy in (("pan", pan_dn, pan_res, x0 + shift, y0 - shift),
+                                  ("ms", ms_dn, pan_res * ratio, x0, y0)):
+        with rasterio.open(paths[key], "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1],
+                           count=arr.shape[0], dtype=dtype, crs="EPSG:32633",
+                           transform=Affine(res, 0.0, ox, 0.0, -res, oy), nodata=nodata) as dst:
+            dst.write(arr)
+    return {**paths, "pan_array": pan_dn, "ms_array": ms_dn, "ratio": ratio, "bits": bits, "nodata": nodata}

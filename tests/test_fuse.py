@@ -223,19 +223,20 @@ def test_nodata_carried_through(tmp_path):
 
     class Bright(nn.Module):
         def forward(self, lms, pan, ms):
-            return lms * 1e4  # far above 65535 DN: clipped to the data type, never wrapped
+            return lms * 1e4  # far above 2047 DN: clipped to the 11-bit range, never wrapped
 
     out = tmp_path / "o.tif"
-    fuse_scene(pan, ms, Bright(), out, bits=11, tile=48, overlap=16, progress=False)
+    with pytest.warns(UserWarning, match="clipped"):
+        rep = fuse_scene(pan, ms, Bright(), out, bits=11, tile=48, overlap=16, progress=False)
     data = read(out)[0]
     assert (data[:, 0:8, 0:12] == 0).all()
-    assert (data[:, 24:, 24:] == 65535).all()
+    assert (data[:, 24:, 24:] == 2047).all() and rep.clipped > 0
 
     class Dark(nn.Module):
         def forward(self, lms, pan, ms):
             return lms * 0  # valid pixels that round to the nodata value (0) are written as 1
 
-    fuse_scene(pan, ms, Dark(), out, bits=11, tile=48, overlap=16, progress=False)
+    fuse_scene(pan, ms, Dark(), out, bits=11, tile=48, overlap=16, progress=False, overwrite=True)
     data = read(out)[0]
     assert (data[:, 0:8, 0:12] == 0).all() and (data[:, 8:, 12:] == 1).all()
 

@@ -83,13 +83,45 @@ def export_cmd(model: str, fmt: str | None, out: str | None, bands: int | None, 
 @click.option("--compress", type=click.Choice(["none", "deflate", "lzw", "zstd"]), default="none",
               show_default=True, help="Output compression.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--overwrite", is_flag=True, help="Replace the output file if it exists.")
+@click.option("-O", "--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="A model option (panfw show model NAME lists them), e.g. -O floor_ms=true.")
+@click.option("--stats-size", type=click.IntRange(min=1), default=None,
+              help="Side in PAN pixels of the central window a classical method's image-wide statistics "
+                   "come from [default: the whole scene up to 2048].")
 def fuse_cmd(pan: str, ms: str, model: str, out: str, bits: int | None, sensor: str | None, tile: int,
              overlap: int, backend: str | None, device: str | None, bands: str | None, upsample: str | None,
-             compress: str, quiet: bool) -> None:
+             compress: str, quiet: bool, overwrite: bool, options: tuple[str, ...], stats_size: int | None) -> None:
     """Fuse a PAN + MS GeoTIFF scene of any size, tile by tile, into a GeoTIFF on the PAN grid."""
+    import warnings
+
     from panfw.inference.scene import fuse_scene
 
-    report = fuse_scene(pan, ms, model, out, bits=bits, sensor=sensor, tile=tile, overlap=overlap,
-                        backend=backend, device=device, bands=bands, upsample=upsample, compress=compress,
-                        progress=not quiet)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        report = fuse_scene(pan, ms, model, out, bits=bits, sensor=sensor, tile=tile, overlap=overlap,
+                            backend=backend, device=device, bands=bands, upsample=upsample, compress=compress,
+                            progress=not quiet, overwrite=overwrite, model_options=parse_options(options),
+                            stats_size=stats_size)
+    said = set()
+    for w in caught:  # one line each, without a source location
+        said.add(str(w.message))
+        click.echo(f"warning: {w.message}", err=True)
+    for note in report.notes:
+        if note not in said:
+            click.echo(f"note: {note}", err=True)
     click.echo(report.summary())
+
+
+def parse_options(items: tuple[str, ...] | list[str]) -> dict:
+    """``KEY=VALUE`` pairs (values in TOML syntax, else strings) as a dict; a malformed one is a UserError."""
+    from panfw.config.recipe import parse_value
+    from panfw.errors import UserError
+
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--option {item!r} is not KEY=VALUE (e.g. --option floor_ms=true)")
+        out[key.strip()] = parse_value(raw.strip())
+    return out

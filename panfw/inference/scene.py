@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from panfw.ops.tiling import RowBlender, tile_starts, tile_weight
 
 UPSAMPLERS = ("interp23tap", "bicubic")
 MS_MARGIN = 12  # MS pixels read around each window: interp23tap's reach is < 11 at any power-of-2 ratio
+STATS_SIZE = 2048  # side (PAN px) of the central window a model's scene statistics come from, at most
 
 
 @attrs.define
@@ -46,6 +48,8 @@ class FuseReport:
     backend: str
     device: str
     model: str
+    clipped: int = 0  # output values outside [0, 2^bits - 1], clipped when written
+    notes: list[str] = attrs.field(factory=list)  # what the user should know (statistics window, clipping)
 
     @property
     def megapixels_per_s(self) -> float:
@@ -102,13 +106,16 @@ def _upsample(x: torch.Tensor, ratio: int, method: str) -> torch.Tensor:
     return interp23tap(x, ratio) if method == "interp23tap" else upsample_bicubic(x, ratio)
 
 
-def _to_dtype(values: np.ndarray, dtype: str, max_dn: float) -> np.ndarray:
-    """[0, 1] values back to digital numbers in the MS data type (rounded and clipped for integers)."""
+def _to_dtype(values: np.ndarray, dtype: str, max_dn: float) -> tuple[np.ndarray, int]:
+    """[0, 1] values back to digital numbers in the MS data type, clipped to the valid range
+    [0, max_dn] (rounded for integers); returns them and how many values were clipped."""
     dn = values * max_dn
+    finite = np.isfinite(dn)
+    clipped = int(np.count_nonzero((dn < 0) | (dn > max_dn) | ~finite))
+    dn = np.clip(np.where(finite, dn, np.where(np.isnan(dn), 0.0, dn)), 0.0, max_dn)
     if np.issubdtype(np.dtype(dtype), np.integer):
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(dn), info.min, info.max).astype(dtype)
-    return dn.astype(dtype)
+        return np.rint(dn).astype(dtype), clipped
+    return dn.astype(dtype), clipped
 
 
 def _nodata_mask(pan: Any, ms: Any, bands: list[int], ratio: int, row0: int, rows: int) -> np.ndarray | None:
@@ -170,13 +177,16 @@ class _Plan:
     max_dn: float
     method: str
     nodata: float | None
+    module: Any = None  # the nn.Module behind the runtime, when there is one
+    halo: int = 0  # PAN pixels of context read around each tile (the model's scene_halo)
 
 
 def fuse_scene(pan_path: str | Path, ms_path: str | Path, model: str | Path | nn.Module,
                out_path: str | Path, *, bits: int | None = None, sensor: str | None = None,
                tile: int = 512, overlap: int = 64, backend: str | None = None, device: str | None = None,
                bands: str | Sequence[int] | None = None, upsample: str | None = None,
-               compress: str | None = None, progress: bool = True) -> FuseReport:
+               compress: str | None = None, progress: bool = True, overwrite: bool = False,
+               model_options: dict | None = None, stats_size: int | None = None) -> FuseReport:
     """Fuse the PAN and MS GeoTIFFs with ``model`` into ``out_path`` (PAN georeference, MS data type,
     band descriptions and nodata); see the module docstring for the steps."""
     import rasterio
@@ -187,22 +197,83 @@ def fuse_scene(pan_path: str | Path, ms_path: str | Path, model: str | Path | nn
     pan_path, ms_path, out_path = Path(pan_path), Path(ms_path), Path(out_path)
     if out_path.resolve() in (pan_path.resolve(), ms_path.resolve()):
         raise UserError(f"-o {out_path}: would overwrite an input")
+    notes: list[str] = []
+    plan = None
     try:
         with open_pair(pan_path, ms_path) as pair:
             plan = _plan(pair, model, bits=bits, sensor=sensor, tile=tile, overlap=overlap, backend=backend,
-                         device=device, bands=bands, upsample=upsample)
-            tiles = _write(pair.pan, pair.ms, plan, out_path, compress, progress)
+                         device=device, bands=bands, upsample=upsample, model_options=model_options)
+            if out_path.exists() and not overwrite:  # after the checks: a bad option is named first
+                raise UserError(f"-o {out_path} exists; pass --overwrite to replace it (every panfw command "
+                                "that writes a file refuses to replace one without it)")
+            notes += _fit_scene(pair.pan, pair.ms, plan, stats_size)
+            tiles, clipped = _write(pair.pan, pair.ms, plan, out_path, compress, progress)
             height, width = pair.pan.height, pair.pan.width
     except rasterio.errors.RasterioIOError as exc:
         raise UserError(f"cannot read or write a GeoTIFF: {exc}") from None
+    except OSError as exc:  # an unwritable -o folder, a full disk: the user's to fix
+        raise UserError(f"cannot write {exc.filename or out_path}: {exc.strerror or exc}") from None
+    finally:
+        if plan is not None and hasattr(plan.module, "clear_scene"):
+            plan.module.clear_scene()  # a module passed in goes back as it came
+    if clipped:
+        share = clipped / max(1, height * width * len(plan.picks))
+        msg = (f"{clipped} output values ({100 * share:.3g}%) fell outside the valid range 0..{int(plan.max_dn)} "
+               f"DN and were clipped")
+        if plan.name in FLOOR_MS_METHODS:
+            msg += (f"; {plan.name} divides by the upsampled MS, which undershoots near zero in dark areas: "
+                    "--option floor_ms=true floors it at zero")
+        warnings.warn(msg, stacklevel=2)
+        notes.append(msg)
     rt = plan.runtime
     return FuseReport(out=out_path, height=height, width=width, bands=len(plan.picks), ratio=plan.ratio,
                       bits=int(round(math.log2(plan.max_dn + 1))), tiles=tiles,
-                      seconds=time.perf_counter() - start, backend=rt.name, device=rt.device, model=plan.name)
+                      seconds=time.perf_counter() - start, backend=rt.name, device=rt.device, model=plan.name,
+                      clipped=clipped, notes=notes)
+
+
+# the parameter-free methods that take floor_ms (they divide by the upsampled MS or a low-pass)
+FLOOR_MS_METHODS = ("brovey", "bt_h", "awlp", "mf", "sfim", "mtf_glp_hpm", "mtf_glp_hpm_h", "mtf_glp_hpm_r")
+
+
+def _fit_scene(pan: Any, ms: Any, plan: _Plan, stats_size: int | None) -> list[str]:
+    """A model with scene statistics (``fit_scene``, the classical methods) estimates them once, on the
+    whole scene or its central ``stats_size`` window, before the tiles; returns notes for the user."""
+    module = plan.module
+    fit = getattr(module, "fit_scene", None)
+    if fit is None:
+        return []
+    notes = []
+    r, m, size = plan.ratio, MS_MARGIN, int(stats_size or STATS_SIZE)
+    h, w = pan.height, pan.width
+    sh, sw = min(h, max(r, size - size % r)), min(w, max(r, size - size % r))
+    y0, x0 = (h - sh) // 2 // r * r, (w - sw) // 2 // r * r
+    if (sh, sw) != (h, w):
+        notes.append(f"{plan.name}: its image-wide statistics come from the central {sw}x{sh} PAN pixels of "
+                     f"the {w}x{h} scene (--stats-size sets the window)")
+    from rasterio.windows import Window
+
+    p = pan.read(1, window=Window(x0, y0, sw, sh), out_dtype="float32") / plan.max_dn
+    lo = torch.from_numpy(_read_ms(ms, plan.picks, y0 // r - m, x0 // r - m, sh // r + 2 * m, sw // r + 2 * m)
+                          / plan.max_dn)[None]
+    lms = _upsample(lo, r, plan.method)[..., m * r:m * r + sh, m * r:m * r + sw]
+    low = lo[..., m:m + sh // r, m:m + sw // r]
+    with torch.no_grad():
+        fit(lms.contiguous(), torch.from_numpy(p)[None, None], low.contiguous())
+    exact = getattr(module, "tile_exact", True)
+    if exact is not True and (plan.tile < h or plan.tile < w):
+        notes.append(f"{plan.name} is fused tile by tile with the scene's statistics, but tiles cannot give its "
+                     f"whole-image result exactly: {exact}; a --tile of at least {max(h, w)} fuses the scene "
+                     "as one image")
+    plan.halo = int(getattr(module, "scene_halo", 0) or 0)
+    if plan.halo % r:
+        plan.halo += r - plan.halo % r
+    return notes
 
 
 def _plan(pair: Any, model: Any, *, bits: int | None, sensor: str | None, tile: int, overlap: int,
-          backend: str | None, device: str | None, bands: Any, upsample: str | None) -> _Plan:
+          backend: str | None, device: str | None, bands: Any, upsample: str | None,
+          model_options: dict | None = None) -> _Plan:
     """Check the options, load the model as a runtime sized for the tiles."""
     from panfw.inference import runtime_for
     from panfw.sensors import get_sensor
@@ -224,7 +295,8 @@ def _plan(pair: Any, model: Any, *, bits: int | None, sensor: str | None, tile: 
     nb = 4 if bgrn else (len(picks) if picks else ms.count)
     # the pair's ratio and the sensor reach a registered model that takes them; a file knows its own
     runtime, res = runtime_for(model, backend, device, bands=nb, sensor=sensor, ratio=ratio,
-                               size=max(2 * ratio, min(tile, max(pan.height, pan.width))))
+                               size=max(2 * ratio, min(tile, max(pan.height, pan.width))),
+                               model_options=model_options)
     nbands, data, name = res.bands, res.data, res.name
     dsens = sens or (get_sensor(data["sensor"]) if data.get("sensor") else None)
     if bgrn:
@@ -252,17 +324,19 @@ def _plan(pair: Any, model: Any, *, bits: int | None, sensor: str | None, tile: 
     nbits = _bit_depth(bits, sens, data, ms.dtypes[0], ms_path)
     return _Plan(runtime=runtime, name=name, bands=nbands, picks=picks or list(range(1, ms.count + 1)),
                  ratio=ratio, tile=tile, overlap=overlap, max_dn=float(2 ** nbits - 1), method=method,
-                 nodata=_out_nodata(pan, ms, ms.dtypes[0]))
+                 nodata=_out_nodata(pan, ms, ms.dtypes[0]), module=res.model_or_runtime if res.is_module else None)
 
 
-def _write(pan: Any, ms: Any, plan: _Plan, out_path: Path, compress: str | None, progress: bool) -> int:
-    """The tile loop: read, upsample, run, blend, write finished row stripes. Returns the tile count."""
+def _write(pan: Any, ms: Any, plan: _Plan, out_path: Path, compress: str | None, progress: bool) -> tuple[int, int]:
+    """The tile loop: read (with the model's halo), upsample, run, blend, write finished row stripes.
+    Returns the tile count and how many output values were clipped to the valid range."""
     import rasterio
     from rasterio.windows import Window
     from tqdm import tqdm
 
     height, width, dtype = pan.height, pan.width, ms.dtypes[0]
-    r, m, picks, max_dn = plan.ratio, MS_MARGIN, plan.picks, plan.max_dn
+    r, m, picks, max_dn, halo = plan.ratio, MS_MARGIN, plan.picks, plan.max_dn, plan.halo
+    clipped = 0
     ys = tile_starts(height, plan.tile, plan.overlap, r)
     xs = tile_starts(width, plan.tile, plan.overlap, r)
     th, tw = min(plan.tile, height), min(plan.tile, width)
@@ -285,19 +359,24 @@ def _write(pan: Any, ms: Any, plan: _Plan, out_path: Path, compress: str | None,
                             PANFW_MS_BANDS=",".join(map(str, picks)))
             for yi, y in enumerate(ys):
                 for x in xs:
-                    p = pan.read(1, window=Window(x, y, tw, th), out_dtype="float32") / max_dn
-                    lo = torch.from_numpy(_read_ms(ms, picks, y // r - m, x // r - m, th // r + 2 * m,
-                                                   tw // r + 2 * m) / max_dn)[None]
-                    lms = _upsample(lo, r, plan.method)[..., m * r:m * r + th, m * r:m * r + tw]
-                    low = lo[..., m:m + th // r, m:m + tw // r]
+                    # the tile plus the model's halo, inside the scene; the output is cropped back
+                    wy0, wx0 = max(0, y - halo), max(0, x - halo)
+                    wh, ww = min(height, y + th + halo) - wy0, min(width, x + tw + halo) - wx0
+                    p = pan.read(1, window=Window(wx0, wy0, ww, wh), out_dtype="float32") / max_dn
+                    lo = torch.from_numpy(_read_ms(ms, picks, wy0 // r - m, wx0 // r - m, wh // r + 2 * m,
+                                                   ww // r + 2 * m) / max_dn)[None]
+                    lms = _upsample(lo, r, plan.method)[..., m * r:m * r + wh, m * r:m * r + ww]
+                    low = lo[..., m:m + wh // r, m:m + ww // r]
                     out = plan.runtime(lms.contiguous(), torch.from_numpy(p)[None, None], low.contiguous())
+                    out = out[..., y - wy0:y - wy0 + th, x - wx0:x - wx0 + tw]
                     blender.add(y, x, out.detach().float().cpu()[0],
                                 tile_weight(y, x, th, tw, height, width, plan.overlap))
                     bar.update(1)
                 y0, rows = blender.pop(ys[yi + 1] if yi + 1 < len(ys) else height)
                 n = rows.shape[1]
                 if n:
-                    values = _to_dtype(rows.numpy(), dtype, max_dn)
+                    values, n_clip = _to_dtype(rows.numpy(), dtype, max_dn)
+                    clipped += n_clip
                     _mark_nodata(values, _nodata_mask(pan, ms, picks, r, y0, n), plan.nodata)
                     dst.write(values, window=Window(0, y0, width, n))
         os.replace(tmp_path, out_path)
@@ -306,4 +385,4 @@ def _write(pan: Any, ms: Any, plan: _Plan, out_path: Path, compress: str | None,
         raise
     finally:
         bar.close()
-    return len(ys) * len(xs)
+    return len(ys) * len(xs), clipped
