@@ -2,9 +2,9 @@
 PanFlow, PSCINN, Pan-Mamba), one file per model family; see docs/models.md."""
 
 import panfw
-from panfw_baselines import dicnn, fusionnet, lagconv, msdcnn, pannet, pnn
+from panfw_baselines import dicnn, fusionnet, lagconv, msdcnn, panflow, panmamba, pannet, pnn, pscinn
 
-FAMILIES = (pnn, pannet, msdcnn, dicnn, fusionnet, lagconv)
+FAMILIES = (pnn, pannet, msdcnn, dicnn, fusionnet, lagconv, panflow, pscinn, panmamba)
 
 
 @panfw.hookimpl
