@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import platform
 import statistics
 import time
@@ -279,6 +280,71 @@ def score_loop_fr(items: list[dict]) -> dict[str, np.ndarray]:
     return {n: np.array(v) for n, v in out.items()}
 
 
+# ---- an older revision of panfw's metric code, for same-run comparisons -----------------------------
+
+BASELINE_FILES = {"panfw_metrics.functional": "plugins/panfw_metrics/functional.py",
+                  "panfw.ops.mtf": "panfw/ops/mtf.py", "panfw.ops.ssim": "panfw/ops/ssim.py"}
+
+
+def load_baseline(rev: str):
+    """A switch ``use(old: bool)`` between the working tree's metric code and ``rev``'s (git show of
+    functional.py, ops/mtf.py, ops/ssim.py loaded as separate modules and patched in where the
+    metrics look them up), so both are timed alternately in one run."""
+    import importlib.util
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import panfw_metrics.metrics as metric_objects
+
+    root = Path(__file__).resolve().parent.parent
+    old = {}
+    tmp = Path(tempfile.mkdtemp(prefix="panfw_baseline_"))
+    for name, path in BASELINE_FILES.items():
+        src = subprocess.run(["git", "-C", str(root), "show", f"{rev}:{path}"], check=True,
+                             capture_output=True, text=True).stdout
+        file = tmp / (name.replace(".", "_") + ".py")
+        file.write_text(src)
+        spec = importlib.util.spec_from_file_location(f"baseline_{name.replace('.', '_')}", file)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        old[name] = mod
+    new = {name: sys.modules[name] for name in BASELINE_FILES}
+    saved = {"Fm": new["panfw_metrics.functional"], "fft": new["panfw.ops.mtf"]._fft_correlate,
+             "ssim_map": new["panfw.ops.ssim"].ssim_map}
+
+    def use(baseline: bool) -> None:
+        metric_objects.Fm = old["panfw_metrics.functional"] if baseline else saved["Fm"]
+        new["panfw.ops.mtf"]._fft_correlate = old["panfw.ops.mtf"]._fft_correlate if baseline else saved["fft"]
+        new["panfw.ops.ssim"].ssim_map = old["panfw.ops.ssim"].ssim_map if baseline else saved["ssim_map"]
+
+    return use
+
+
+def compare(items: list[dict], metrics: list[str], batch: int, device: str, rev: str, repeats: int,
+            title: str) -> list[str]:
+    """Rows timing the working tree against ``rev``, alternating within each repeat."""
+    use = load_baseline(rev)
+    walls, cpus, vals = {"baseline": [], "now": []}, {"baseline": [], "now": []}, {}
+    for r in range(repeats):
+        for key in (("baseline", "now") if r % 2 == 0 else ("now", "baseline")):
+            use(key == "baseline")
+            t, c = time.perf_counter(), time.process_time()
+            vals[key] = score_panfw(items, metrics, batch, device)
+            walls[key].append(time.perf_counter() - t)
+            cpus[key].append(time.process_time() - c)
+    use(False)
+    dev = max(float(np.max(np.abs(vals["now"][m] - vals["baseline"][m]) / np.maximum(np.abs(vals["baseline"][m]),
+                                                                                    1e-300))) for m in metrics)
+    rows = [row(f"{title}, panfw at {rev}", walls["baseline"], cpus["baseline"], len(items)),
+            row(f"{title}, panfw now", walls["now"], cpus["now"], len(items)),
+            f"| {title}: {rev} / now | {statistics.median(walls['baseline']) / statistics.median(walls['now']):.2f}x | "
+            f"| | {statistics.median(cpus['baseline']) / statistics.median(cpus['now']):.2f}x | | max rel. "
+            f"difference {dev:.1e} |"]
+    return rows
+
+
 # ---- timing ---------------------------------------------------------------------------------------
 
 def timed(fn, repeats: int):
@@ -309,11 +375,14 @@ def main() -> None:
     ap.add_argument("--sets", default="rr,fr")
     ap.add_argument("--no-loop", action="store_true", help="skip the loop port")
     ap.add_argument("--breakdown", action="store_true", help="also time each panfw metric alone")
+    ap.add_argument("--baseline", default="", help="git revision whose metric code is timed against "
+                    "the working tree's, alternately in the same run (e.g. 356e0f4)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
-          f"{platform.processor() or platform.machine()}, {args.images} images per set, batch {args.batch}")
+          f"{platform.processor() or platform.machine()}, {args.images} images per set, batch {args.batch}; "
+          f"load {'/'.join(f'{v:.1f}' for v in os.getloadavg())}")
     rows, breakdown = [], []
     sets = {"rr": (make_rr, RR_METRICS, score_loop_rr, "RR 8x256x256"),
             "fr": (make_fr, FR_METRICS, score_loop_fr, "FR 8x512x512")}
@@ -323,6 +392,8 @@ def main() -> None:
         score_panfw(items[:1], metrics, 1, args.device)  # warm-up: lazy imports, kernels
         ours, w_ours, c_ours = timed(partial(score_panfw, items, metrics, args.batch, args.device), args.repeats)
         rows.append(row(f"{title}, panfw (all {len(metrics)} metrics)", w_ours, c_ours, len(items)))
+        if args.baseline:
+            rows.extend(compare(items, metrics, args.batch, args.device, args.baseline, args.repeats, title))
         if args.breakdown:
             for m in metrics:
                 _, w, c = timed(partial(score_panfw, items, [m], args.batch, args.device), args.repeats)
@@ -339,6 +410,7 @@ def main() -> None:
     print("\n| set, implementation | median wall (s) | min (s) | max (s) | median CPU (s) | wall ms / image | runs |")
     print("|---|---|---|---|---|---|---|")
     print("\n".join(rows + breakdown))
+    print(f"\nload after {'/'.join(f'{v:.1f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":
