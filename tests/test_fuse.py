@@ -119,9 +119,15 @@ def test_mismatched_extent_rejected(tmp_path, tiny):
     with pytest.raises(UserError, match="same ground") as exc:
         fuse_scene(pan, ms, tiny, tmp_path / "o.tif", bits=11, progress=False)
     assert "left differs by -2" in str(exc.value) and str(ms) in str(exc.value)
-    # half a PAN pixel of offset is accepted (the usual PAN/MS half-pixel registration)
-    pan, ms = write_pair(tmp_path, ms_origin=(ORIGIN[0] + 0.2, ORIGIN[1]), name="b")
-    fuse_scene(pan, ms, tiny, tmp_path / "ok.tif", bits=11, tile=48, overlap=16, progress=False)
+    # half a PAN pixel of offset is detected, said and accepted (MS pixel centres on PAN pixel centres);
+    # any other sub-pixel offset is refused with the fix (test_faults.py and test_real_scenes.py: more)
+    pan, ms = write_pair(tmp_path, ms_origin=(ORIGIN[0] + 0.25, ORIGIN[1]), name="b")
+    with pytest.warns(UserWarning, match="offset by -0.50 PAN pixel"):
+        rep = fuse_scene(pan, ms, tiny, tmp_path / "ok.tif", bits=11, tile=48, overlap=16, progress=False)
+    assert any("Landsat" in n for n in rep.notes)
+    pan, ms = write_pair(tmp_path, ms_origin=(ORIGIN[0] + 0.2, ORIGIN[1]), name="c")
+    with pytest.raises(UserError, match="not aligned.*gdalwarp"):
+        fuse_scene(pan, ms, tiny, tmp_path / "no.tif", bits=11, tile=48, overlap=16, progress=False)
 
 
 def test_non_integer_ratio_rejected(tmp_path, tiny):

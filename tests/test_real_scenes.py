@@ -169,11 +169,15 @@ def _read(path):
 
 def whole_image(name: str, scene: dict, sensor: str, **options) -> np.ndarray:
     """The method built for ``sensor`` and the pair's ratio, on the whole scene at once (statistics
-    and filters over all of it), with the scene loop's upsampling; DN as fuse writes them."""
+    and filters over all of it), with the scene loop's upsampling; DN as fuse writes them. A
+    half-pixel pair is first aligned as the docs say: its first MS pixel and first ratio - 1 PAN
+    pixels dropped (MS pixel i then on PAN pixel r·i + r//2), PAN beyond the MS cropped."""
     r, top = scene["ratio"], 2 ** scene["bits"] - 1
-    ms = torch.from_numpy(scene["ms_array"].astype("float32") / top)[None]
-    pan = torch.from_numpy(scene["pan_array"].astype("float32") / top)[None]
-    pan = pan[..., :ms.shape[-2] * r, :ms.shape[-1] * r]
+    q, k = (1, r - 1) if scene["half"] else (0, 0)
+    ms_a, pan_a = scene["ms_array"][:, q:, q:], scene["pan_array"][:, k:, k:]
+    h, w = min(ms_a.shape[1], pan_a.shape[1] // r), min(ms_a.shape[2], pan_a.shape[2] // r)
+    ms = torch.from_numpy(ms_a[:, :h, :w].astype("float32") / top)[None]
+    pan = torch.from_numpy(pan_a[:, :h * r, :w * r].astype("float32") / top)[None]
     m = 12
     lms = interp23tap(pad2d(ms, m, m, "symmetric"), r)[..., m * r:-m * r, m * r:-m * r]
     model = panfw.create("models", name, context={"bands": ms.shape[1], "sensor": sensor, "ratio": r}, **options)
@@ -194,7 +198,11 @@ def _fuse(scene, name, out, tile, sensor, **kw):
                           overlap=8, progress=False, **kw)
 
 
-SCENES = {2: dict(ms_size=(61, 53), bits=12), 4: dict(ms_size=(41, 37), bits=11)}
+# real-shaped pairs: odd sizes, 11/12/16-bit DN, Landsat's half-pixel PAN grid, extra PAN rows/columns
+SCENES = {"r2_12bit": dict(ratio=2, ms_size=(61, 53), bits=12),
+          "r4_11bit": dict(ratio=4, ms_size=(41, 37), bits=11),
+          "r2_16bit_half_pixel_extra_row": dict(ratio=2, ms_size=(59, 51), bits=16, half_pixel=True, extra=(1, 0)),
+          "r4_11bit_half_pixel_extra_col": dict(ratio=4, ms_size=(39, 43), bits=11, half_pixel=True, extra=(0, 1))}
 
 
 @pytest.fixture(scope="module")
@@ -202,17 +210,19 @@ def scenes(tmp_path_factory):
     from helpers import write_scene_pair
 
     base = tmp_path_factory.mktemp("scenes")
-    return {r: write_scene_pair(base / f"r{r}", ratio=r, **kw) for r, kw in SCENES.items()}
+    return {k: {**write_scene_pair(base / k, **kw), "half": kw.get("half_pixel", False)} for k, kw in SCENES.items()}
 
 
-@pytest.mark.parametrize("ratio", [2, 4])
+@pytest.mark.parametrize("key", list(SCENES))
 @pytest.mark.parametrize("name", [n for n in CLASSIC if n != "lms"])
-def test_fuse_gives_the_whole_image_result_at_the_sensor_and_ratio(scenes, tmp_path, name, ratio):
-    scene = scenes[ratio]
+def test_fuse_gives_the_whole_image_result_at_the_sensor_and_ratio(scenes, tmp_path, name, key):
+    scene = scenes[key]
     exact = panfw.create_model(name, bands=4).tile_exact is True
     rep = _fuse(scene, name, tmp_path / "t.tif", 48 if exact else 4096, "qb")
-    assert rep.ratio == ratio
+    assert rep.ratio == scene["ratio"]
+    assert any("Landsat" in n for n in rep.notes) == scene["half"]
     got, want = _read(tmp_path / "t.tif").astype(int), whole_image(name, scene, "qb").astype(int)
+    assert got.shape == want.shape
     diff = np.abs(got - want)
     # float32 tiles: a value on a rounding boundary may round the other way; nothing more
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (diff.max(), (diff > 0).mean())
@@ -220,8 +230,8 @@ def test_fuse_gives_the_whole_image_result_at_the_sensor_and_ratio(scenes, tmp_p
 
 def test_fuse_honours_the_sensor(scenes, tmp_path):
     """--sensor reaches the method: the MTF gains of qb and wv2 give different images."""
-    a = _fuse(scenes[4], "mtf_glp", tmp_path / "a.tif", 64, "qb")
-    b = _fuse(scenes[4], "mtf_glp", tmp_path / "b.tif", 64, "wv2")
+    a = _fuse(scenes["r4_11bit"], "mtf_glp", tmp_path / "a.tif", 64, "qb")
+    b = _fuse(scenes["r4_11bit"], "mtf_glp", tmp_path / "b.tif", 64, "wv2")
     assert a.ratio == b.ratio == 4
     assert not np.array_equal(_read(a.out), _read(b.out))
 
@@ -231,7 +241,7 @@ def test_fuse_options_reach_the_model(scenes, tmp_path):
 
     from panfw.cli import cli
 
-    s = scenes[4]
+    s = scenes["r4_11bit"]
     args = ["fuse", "--pan", str(s["pan"]), "--ms", str(s["ms"]), "--model", "brovey", "--bits", "11", "--quiet"]
     res = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "f.tif"), "-O", "floor_ms=true"])
     assert res.exit_code == 0, res.output

@@ -201,6 +201,10 @@ def fuse_scene(pan_path: str | Path, ms_path: str | Path, model: str | Path | nn
     plan = None
     try:
         with open_pair(pan_path, ms_path) as pair:
+            notes += pair.notes  # grid offsets aligned, PAN rows/columns beyond the MS cropped
+            for note in pair.notes:
+                warnings.warn(note, stacklevel=2)
+            pair.pan, pair.ms = pair.views()  # the aligned windows, read and georeferenced as rasters
             plan = _plan(pair, model, bits=bits, sensor=sensor, tile=tile, overlap=overlap, backend=backend,
                          device=device, bands=bands, upsample=upsample, model_options=model_options)
             if out_path.exists() and not overwrite:  # after the checks: a bad option is named first

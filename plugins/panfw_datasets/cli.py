@@ -72,6 +72,8 @@ def make_cmd(pan: str, ms: str, sensor: str, out: str, patch: int, stride: int |
     res = make_h5(pan, ms, sensor, out, patch=patch, stride=stride, pan_mode=pan_mode, ratio=ratio,
                   overwrite=overwrite)
     h, w = res["overlap_ms"]
+    for note in res.get("notes", ()):
+        click.echo(f"note: {note}", err=True)
     click.echo(f"wrote {res['out']}: {res['n']} patches of {res['patch']}x{res['patch']} ({res['bands']} bands, "
                f"ratio {res['ratio']}) from an overlap of {h}x{w} MS pixels"
                + (f"; {res['skipped']} patches skipped (nodata)" if res["skipped"] else ""))

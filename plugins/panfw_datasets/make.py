@@ -53,8 +53,17 @@ def make_h5(pan: str | Path, ms: str | Path, sensor: str, out: str | Path, patch
                                 f"{spec.n_bands}; accepted sensors for {ms_src.count} bands: "
                                 f"{', '.join(fits) or 'none'}")
             r = pair.ratio
-            ms_arr, ms_ok = _read(ms_src, pair.ms_window)
-            pan_arr, pan_ok = _read(pan_src, pair.pan_window)
+            notes = list(pair.notes)  # grid offsets aligned (the same rule as fuse)
+            # Wald's protocol decimates the MS once more by the ratio: the overlap is cropped to a multiple
+            mr, mc, mh, mw = pair.ms_window
+            ch, cw = mh - mh % r, mw - mw % r
+            if (ch, cw) != (mh, mw) and ch and cw:
+                notes.append(f"the {mw}x{mh} MS overlap is cropped to {cw}x{ch} pixels, a multiple of the ratio {r} "
+                             "(the reduced-resolution MS is decimated once more by it)")
+                mh, mw = ch, cw
+            pr, pc = pair.pan_window[:2]
+            ms_arr, ms_ok = _read(ms_src, (mr, mc, mh, mw))
+            pan_arr, pan_ok = _read(pan_src, (pr, pc, mh * r, mw * r))
     if patch % r or patch < r:
         raise UserError(f"--patch {patch} must be a multiple of the ratio {r}")
     h, w = ms_arr.shape[-2:]
@@ -85,4 +94,4 @@ def make_h5(pan: str | Path, ms: str | Path, sensor: str, out: str | Path, patch
                        source_pan=str(pan), source_ms=str(ms), made_by="panfw data make")
     tmp.replace(out)
     return {"out": str(out), "n": len(positions), "skipped": skipped, "ratio": r, "bands": c,
-            "overlap_ms": (h, w), "patch": patch}
+            "overlap_ms": (h, w), "patch": patch, "notes": notes}
