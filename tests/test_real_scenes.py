@@ -113,6 +113,15 @@ def test_context_sensor_and_ratio_reach_every_method(name):
     assert model.ratio == 2 and model.sensor.name == "qb"
 
 
+@pytest.mark.parametrize("name", ["tv", "sr_d"])
+def test_bit_depth_reaches_the_methods_with_dn_constants(name):
+    """TV's lambda and SR-D's threshold are in DN: [0, 1] inputs of 12-bit data scale by 4095, not the
+    sensor's 2047 (fuse passes --bits as the bit_depth context)."""
+    m = panfw.create("models", name, context={"bands": 4, "sensor": "qb", "ratio": 4, "bit_depth": 12})
+    assert m.input_scale == 4095.0
+    assert panfw.create("models", name, context={"bands": 4, "sensor": "qb"}).input_scale is None
+
+
 def test_glp_family_refuses_a_ratio_it_cannot_run_at():
     for name in ("mtf_glp", "mtf_glp_hpm", "mtf_glp_fs", "c_mtf_glp_cbd"):
         with pytest.raises(DataError, match="power-of-two"):
@@ -180,7 +189,8 @@ def whole_image(name: str, scene: dict, sensor: str, **options) -> np.ndarray:
     pan = torch.from_numpy(pan_a[:, :h * r, :w * r].astype("float32") / top)[None]
     m = 12
     lms = interp23tap(pad2d(ms, m, m, "symmetric"), r)[..., m * r:-m * r, m * r:-m * r]
-    model = panfw.create("models", name, context={"bands": ms.shape[1], "sensor": sensor, "ratio": r}, **options)
+    context = {"bands": ms.shape[1], "sensor": sensor, "ratio": r, "bit_depth": scene["bits"]}
+    model = panfw.create("models", name, context=context, **options)
     with torch.no_grad():
         model.fit_scene(lms.contiguous(), pan.contiguous(), ms.contiguous())
         out = model(lms.contiguous(), pan.contiguous(), ms.contiguous()).float()

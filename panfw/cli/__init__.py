@@ -40,6 +40,13 @@ class PanfwGroup(click.Group):
             # the reader (``panfw list | head``) went away: not an error; silence the flush at exit
             sys.stdout = open(os.devnull, "w")
             sys.exit(0)
+        except OSError as exc:
+            if exc.errno is None:  # not a file-system error the user can fix: report it as a bug
+                click.echo("internal error (please report it):\n" + traceback.format_exc(), err=True)
+                sys.exit(1)
+            # an unwritable output, a missing folder, a full disk: one line, exit 2
+            where = f"{exc.filename}: " if exc.filename else ""
+            _user_error(f"{where}{exc.strerror or exc}")
         except Exception:  # noqa: BLE001
             click.echo("internal error (please report it):\n" + traceback.format_exc(), err=True)
             sys.exit(1)

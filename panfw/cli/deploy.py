@@ -34,10 +34,11 @@ def backend_option(default_help: str) -> Any:
 
 @click.command("export")
 @click.argument("model", metavar="CHECKPOINT_OR_MODEL")
-@click.option("--trt", "fmt", flag_value="tensorrt",
+@click.option("--trt", "fmts", flag_value="tensorrt", multiple=True,
               help="TensorRT via torch-tensorrt (CUDA; pip install 'panfw[trt]').")
-@click.option("--onnx", "fmt", flag_value="onnx", help="ONNX (torch.onnx.export, dynamo), checked with onnxruntime.")
-@click.option("--exported-program", "fmt", flag_value="exported_program",
+@click.option("--onnx", "fmts", flag_value="onnx", multiple=True,
+              help="ONNX (torch.onnx.export, dynamo), checked with onnxruntime.")
+@click.option("--exported-program", "fmts", flag_value="exported_program", multiple=True,
               help="torch.export program (.pt2), loadable with torch.export.load.")
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False), help="Output file [default: beside "
               "the checkpoint, or <model>.<ext> here].")
@@ -48,15 +49,30 @@ def backend_option(default_help: str) -> Any:
 @click.option("--max-size", default=2048, show_default=True, help="Largest PAN-grid H, W the export accepts.")
 @click.option("--fp16", "precision", flag_value="fp16", help="FP16 weights and compute (keep_fp32 modules stay FP32).")
 @click.option("--bf16", "precision", flag_value="bf16", help="BF16 weights and compute (keep_fp32 modules stay FP32).")
-def export_cmd(model: str, fmt: str | None, out: str | None, bands: int | None, ratio: int | None,
-               min_size: int, opt_size: int, max_size: int, precision: str | None) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace the output file if it exists.")
+def export_cmd(model: str, fmts: tuple[str, ...], out: str | None, bands: int | None, ratio: int | None,
+               min_size: int, opt_size: int, max_size: int, precision: str | None, overwrite: bool) -> None:
     """Export a checkpoint, run directory or registered model with dynamic H, W (multiples of the ratio)
     and check parity with PyTorch. Choose one of --trt, --onnx, --exported-program."""
     from panfw.errors import UserError
     from panfw.export import export_model
 
-    if fmt is None:
+    flags = {"tensorrt": "--trt", "onnx": "--onnx", "exported_program": "--exported-program"}
+    chosen = list(dict.fromkeys(fmts))
+    if not chosen:
         raise UserError("panfw export: choose a format: --trt, --onnx or --exported-program")
+    if len(chosen) > 1:  # one -o, one parity report: one format per call, never a silent pick
+        raise UserError(f"panfw export: one format per call, got {' and '.join(flags[f] for f in chosen)}; "
+                        "run panfw export once for each")
+    fmt = chosen[0]
+    from pathlib import Path
+
+    from panfw.export import default_output
+
+    target = Path(out) if out else default_output(model, fmt, precision or "fp32")
+    if target.exists() and not overwrite:
+        raise UserError(f"-o {target} exists; pass --overwrite to replace it (every panfw command that writes "
+                        "a file refuses to replace one without it)")
     result = export_model(model, fmt, out, bands=bands, ratio=ratio, min_size=min_size, opt_size=opt_size,
                           max_size=max_size, precision=precision or "fp32")
     click.echo(result.report())
@@ -73,8 +89,10 @@ def export_cmd(model: str, fmt: str | None, out: str | None, bands: int | None, 
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="Output GeoTIFF.")
 @click.option("--bits", type=int, help="Bit depth of the digital numbers [default: the model's sensor].")
 @click.option("--sensor", help="Sensor (wv3, wv2, qb, gf2, ...): bit depth and band names for --bands bgrn.")
-@click.option("--tile", default=512, show_default=True, help="Tile size in PAN pixels (multiple of the ratio).")
-@click.option("--overlap", default=64, show_default=True, help="Overlap between tiles in PAN pixels.")
+@click.option("--tile", type=int, help="Tile size in PAN pixels, a multiple of the ratio [default: 512, or the "
+              "multiple of the ratio below it].")
+@click.option("--overlap", type=int, help="Overlap between tiles in PAN pixels, a multiple of the ratio "
+              "[default: 64, or the multiple above it].")
 @backend_option("onnxruntime for .onnx files, tensorrt for .trt.ep, else torch")
 @click.option("--device", help="cpu or cuda [default: cuda when available].")
 @click.option("--bands", help="MS bands for the model, 1-based as in GDAL (e.g. 2,3,5,7) or 'bgrn'.")
@@ -89,8 +107,8 @@ def export_cmd(model: str, fmt: str | None, out: str | None, bands: int | None, 
 @click.option("--stats-size", type=click.IntRange(min=1), default=None,
               help="Side in PAN pixels of the central window a classical method's image-wide statistics "
                    "come from [default: the whole scene up to 2048].")
-def fuse_cmd(pan: str, ms: str, model: str, out: str, bits: int | None, sensor: str | None, tile: int,
-             overlap: int, backend: str | None, device: str | None, bands: str | None, upsample: str | None,
+def fuse_cmd(pan: str, ms: str, model: str, out: str, bits: int | None, sensor: str | None, tile: int | None,
+             overlap: int | None, backend: str | None, device: str | None, bands: str | None, upsample: str | None,
              compress: str, quiet: bool, overwrite: bool, options: tuple[str, ...], stats_size: int | None) -> None:
     """Fuse a PAN + MS GeoTIFF scene of any size, tile by tile, into a GeoTIFF on the PAN grid."""
     import warnings
@@ -105,6 +123,9 @@ def fuse_cmd(pan: str, ms: str, model: str, out: str, bits: int | None, sensor: 
                             stats_size=stats_size)
     said = set()
     for w in caught:  # one line each, without a source location
+        if not issubclass(w.category, UserWarning) or issubclass(w.category, DeprecationWarning):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+            continue
         said.add(str(w.message))
         click.echo(f"warning: {w.message}", err=True)
     for note in report.notes:

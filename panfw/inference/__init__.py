@@ -36,13 +36,14 @@ def __getattr__(name: str) -> Any:
 
 def runtime_for(spec: Any, backend: str | None = None, device: str | None = None, *, bands: int | None = None,
                 sensor: str | None = None, ratio: int | None = None, size: int = 512,
-                model_options: dict | None = None, **options: Any) -> tuple[Any, Any]:
+                model_options: dict | None = None, bit_depth: int | None = None, **options: Any) -> tuple[Any, Any]:
     """Resolve ``spec`` (module, checkpoint, run dir, registered name, exported file) and wrap it in
     runtime ``backend`` (default: the one an exported file needs, else torch). Returns (runtime, Resolved)."""
     from panfw.io.resolve import resolve_model
 
     device = pick_device(device)
-    res = resolve_model(spec, bands=bands, sensor=sensor, ratio=ratio, options=model_options, device=device)
+    res = resolve_model(spec, bands=bands, sensor=sensor, ratio=ratio, options=model_options, device=device,
+                        bit_depth=bit_depth)
     model = res.model_or_runtime
     backend = ALIASES.get(backend, backend) if backend else None
     if not res.is_module:  # an .onnx or TensorRT file: its runtime is fixed

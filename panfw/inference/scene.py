@@ -71,7 +71,12 @@ def parse_bands(value: str | Sequence[int] | None, available: int, sensor: Any =
 # ---- the scene loop ------------------------------------------------------------------------------
 
 def _bit_depth(bits: int | None, sensor: Any, data: dict, dtype: str, ms_path: Any) -> int:
-    if bits:
+    if bits is not None:  # 0 is a wrong value, not a missing one
+        np_type = np.dtype(dtype)
+        limit = np.iinfo(np_type).bits if np.issubdtype(np_type, np.integer) else 32
+        if not 1 <= int(bits) <= limit:
+            raise UserError(f"--bits {bits}: the digital numbers of {ms_path} ({dtype}) have 1 to {limit} bits "
+                            "(e.g. 11 for WorldView/QuickBird, 10 for GaoFen-2, 12 for Landsat/Sentinel-2)")
         return int(bits)
     if sensor is not None:
         return sensor.bit_depth
@@ -106,16 +111,18 @@ def _upsample(x: torch.Tensor, ratio: int, method: str) -> torch.Tensor:
     return interp23tap(x, ratio) if method == "interp23tap" else upsample_bicubic(x, ratio)
 
 
-def _to_dtype(values: np.ndarray, dtype: str, max_dn: float) -> tuple[np.ndarray, int]:
+def _to_dtype(values: np.ndarray, dtype: str, max_dn: float) -> tuple[np.ndarray, tuple[int, int]]:
     """[0, 1] values back to digital numbers in the MS data type, clipped to the valid range
-    [0, max_dn] (rounded for integers); returns them and how many values were clipped."""
+    [0, max_dn] (rounded for integers); returns them and how many values were clipped (below 0 or
+    not a number, above max_dn)."""
     dn = values * max_dn
     finite = np.isfinite(dn)
-    clipped = int(np.count_nonzero((dn < 0) | (dn > max_dn) | ~finite))
+    low = int(np.count_nonzero((dn < 0) | np.isnan(dn)))
+    high = int(np.count_nonzero(dn > max_dn))
     dn = np.clip(np.where(finite, dn, np.where(np.isnan(dn), 0.0, dn)), 0.0, max_dn)
     if np.issubdtype(np.dtype(dtype), np.integer):
-        return np.rint(dn).astype(dtype), clipped
-    return dn.astype(dtype), clipped
+        return np.rint(dn).astype(dtype), (low, high)
+    return dn.astype(dtype), (low, high)
 
 
 def _nodata_mask(pan: Any, ms: Any, bands: list[int], ratio: int, row0: int, rows: int) -> np.ndarray | None:
@@ -183,7 +190,8 @@ class _Plan:
 
 def fuse_scene(pan_path: str | Path, ms_path: str | Path, model: str | Path | nn.Module,
                out_path: str | Path, *, bits: int | None = None, sensor: str | None = None,
-               tile: int = 512, overlap: int = 64, backend: str | None = None, device: str | None = None,
+               tile: int | None = None, overlap: int | None = None, backend: str | None = None,
+               device: str | None = None,
                bands: str | Sequence[int] | None = None, upsample: str | None = None,
                compress: str | None = None, progress: bool = True, overwrite: bool = False,
                model_options: dict | None = None, stats_size: int | None = None) -> FuseReport:
@@ -211,7 +219,7 @@ def fuse_scene(pan_path: str | Path, ms_path: str | Path, model: str | Path | nn
                 raise UserError(f"-o {out_path} exists; pass --overwrite to replace it (every panfw command "
                                 "that writes a file refuses to replace one without it)")
             notes += _fit_scene(pair.pan, pair.ms, plan, stats_size)
-            tiles, clipped = _write(pair.pan, pair.ms, plan, out_path, compress, progress)
+            tiles, (clipped, below) = _write(pair.pan, pair.ms, plan, out_path, compress, progress)
             height, width = pair.pan.height, pair.pan.width
     except rasterio.errors.RasterioIOError as exc:
         raise UserError(f"cannot read or write a GeoTIFF: {exc}") from None
@@ -223,10 +231,10 @@ def fuse_scene(pan_path: str | Path, ms_path: str | Path, model: str | Path | nn
     if clipped:
         share = clipped / max(1, height * width * len(plan.picks))
         msg = (f"{clipped} output values ({100 * share:.3g}%) fell outside the valid range 0..{int(plan.max_dn)} "
-               f"DN and were clipped")
-        if plan.name in FLOOR_MS_METHODS:
-            msg += (f"; {plan.name} divides by the upsampled MS, which undershoots near zero in dark areas: "
-                    "--option floor_ms=true floors it at zero")
+               f"DN and were clipped ({below} below 0, {clipped - below} above {int(plan.max_dn)})")
+        if plan.name in FLOOR_MS_METHODS and below:
+            msg += (f"; {plan.name} divides by quantities made from the upsampled MS, which undershoots "
+                    "near zero in dark areas: --option floor_ms=true floors it at zero first")
         warnings.warn(msg, stacklevel=2)
         notes.append(msg)
     rt = plan.runtime
@@ -284,6 +292,9 @@ def _plan(pair: Any, model: Any, *, bits: int | None, sensor: str | None, tile: 
 
     pan, ms, ms_path, ratio = pair.pan, pair.ms, pair.ms_path, pair.ratio
     sens = get_sensor(sensor) if sensor else None
+    # defaults follow the ratio (512/64 at 2, 4, 8; 510/66 at 3); given values are checked as given
+    tile = tile if tile is not None else 512 - 512 % ratio
+    overlap = overlap if overlap is not None else -(-64 // ratio) * ratio
     if tile <= 0 or overlap < 0 or tile % ratio or overlap % ratio:
         raise UserError(f"--tile {tile} and --overlap {overlap} must be multiples of the ratio {ratio} "
                         "(tile > 0, overlap >= 0)")
@@ -298,9 +309,11 @@ def _plan(pair: Any, model: Any, *, bits: int | None, sensor: str | None, tile: 
     picks = None if bgrn else parse_bands(bands, ms.count, where=f"MS {ms_path}")
     nb = 4 if bgrn else (len(picks) if picks else ms.count)
     # the pair's ratio and the sensor reach a registered model that takes them; a file knows its own
+    # the bit depth a registered model gets: --bits, else the sensor's (a checkpoint knows its own)
+    early_bits = _bit_depth(bits, sens, {}, ms.dtypes[0], ms_path) if (bits is not None or sens) else None
     runtime, res = runtime_for(model, backend, device, bands=nb, sensor=sensor, ratio=ratio,
                                size=max(2 * ratio, min(tile, max(pan.height, pan.width))),
-                               model_options=model_options)
+                               model_options=model_options, bit_depth=early_bits)
     nbands, data, name = res.bands, res.data, res.name
     dsens = sens or (get_sensor(data["sensor"]) if data.get("sensor") else None)
     if bgrn:
@@ -340,7 +353,7 @@ def _write(pan: Any, ms: Any, plan: _Plan, out_path: Path, compress: str | None,
 
     height, width, dtype = pan.height, pan.width, ms.dtypes[0]
     r, m, picks, max_dn, halo = plan.ratio, MS_MARGIN, plan.picks, plan.max_dn, plan.halo
-    clipped = 0
+    clipped = below = 0
     ys = tile_starts(height, plan.tile, plan.overlap, r)
     xs = tile_starts(width, plan.tile, plan.overlap, r)
     th, tw = min(plan.tile, height), min(plan.tile, width)
@@ -379,8 +392,9 @@ def _write(pan: Any, ms: Any, plan: _Plan, out_path: Path, compress: str | None,
                 y0, rows = blender.pop(ys[yi + 1] if yi + 1 < len(ys) else height)
                 n = rows.shape[1]
                 if n:
-                    values, n_clip = _to_dtype(rows.numpy(), dtype, max_dn)
-                    clipped += n_clip
+                    values, (n_low, n_high) = _to_dtype(rows.numpy(), dtype, max_dn)
+                    clipped += n_low + n_high
+                    below += n_low
                     _mark_nodata(values, _nodata_mask(pan, ms, picks, r, y0, n), plan.nodata)
                     dst.write(values, window=Window(0, y0, width, n))
         os.replace(tmp_path, out_path)
@@ -389,4 +403,4 @@ def _write(pan: Any, ms: Any, plan: _Plan, out_path: Path, compress: str | None,
         raise
     finally:
         bar.close()
-    return len(ys) * len(xs), clipped
+    return len(ys) * len(xs), (clipped, below)

@@ -73,9 +73,11 @@ class WindowedRaster:
 
     @property
     def transform(self) -> Any:
-        from rasterio.windows import Window as RWindow
+        from affine import Affine
 
-        return self.ds.window_transform(RWindow(self.col0, self.row0, self.width, self.height))
+        t = self.ds.transform  # the window's origin moved by (col0, row0) pixels, same pixel size
+        c, r = self.col0, self.row0
+        return Affine(t.a, t.b, t.c + c * t.a + r * t.b, t.d, t.e, t.f + c * t.d + r * t.e)
 
     def read(self, indexes: Any = None, window: Any = None, **kw: Any) -> Any:
         from rasterio.windows import Window as RWindow

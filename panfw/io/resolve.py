@@ -46,11 +46,12 @@ class Resolved:
         return int(value) if value else None
 
 
-def _context(bands: int | None, sensor: str | None, ratio: int | None, data: dict | None = None) -> dict:
+def _context(bands: int | None, sensor: str | None, ratio: int | None, data: dict | None = None,
+             bit_depth: int | None = None) -> dict:
     """Build context for a registered factory: given values first, else the checkpoint's data."""
     data = data or {}
     ctx = {"bands": bands or data.get("bands"), "sensor": sensor or data.get("sensor"),
-           "ratio": ratio or data.get("ratio"), "bit_depth": data.get("bit_depth")}
+           "ratio": ratio or data.get("ratio"), "bit_depth": bit_depth or data.get("bit_depth")}
     return {k: v for k, v in ctx.items() if v is not None}
 
 
@@ -115,7 +116,8 @@ def _checkpoint(path: Path, sensor: str | None, ratio: int | None, options: dict
 
 
 def resolve_model(spec: str | Path | nn.Module, *, bands: int | None = None, sensor: str | None = None,
-                  ratio: int | None = None, options: dict | None = None, device: str = "cpu") -> Resolved:
+                  ratio: int | None = None, options: dict | None = None, device: str = "cpu",
+                  bit_depth: int | None = None) -> Resolved:
     """Resolve a module, checkpoint, run directory, exported file or registered name (see the module
     docstring). ``bands``/``sensor``/``ratio`` build a registered model (a checkpoint or export knows
     its own; ``Resolved.bands`` says what the model takes, for the caller to compare); ``options`` are
@@ -131,7 +133,7 @@ def resolve_model(spec: str | Path | nn.Module, *, bands: int | None = None, sen
         elif p.suffix in CHECKPOINT_SUFFIXES or p.exists():
             res = _checkpoint(p, sensor, ratio, options)
         elif str(spec) in registry("models"):
-            ctx = _context(bands, sensor, ratio)
+            ctx = _context(bands, sensor, ratio, bit_depth=bit_depth)
             model = build_registered(str(spec), options, ctx).eval()
             opts = dict(options or {})
             res = Resolved(model, str(spec), opts, {k: v for k, v in ctx.items() if k in ("bands", "ratio")},

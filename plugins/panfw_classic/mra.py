@@ -505,7 +505,9 @@ def mf(bands: int = 4, sensor: str = "generic", ratio: int = 4, floor_ms: bool =
 
 def sr_d(bands: int = 4, sensor: str = "generic", ratio: int = 4, patch: int = 7, overlap: int = 4,
          n_atoms: int = 10, det_threshold: float = 0.1, input_scale: float | None = None,
-         chunk: int = 1024) -> SRD:
+         chunk: int = 1024, bit_depth: int | None = None) -> SRD:
     """SR-D: sparse representation of injected details, joint-support OMP (toolbox CS)."""
+    if input_scale is None and bit_depth:  # [0, 1] inputs of bit_depth-bit data (fuse --bits)
+        input_scale = float(2 ** int(bit_depth) - 1)
     return SRD(bands, sensor, ratio, patch=patch, overlap=overlap, n_atoms=n_atoms,
                det_threshold=det_threshold, input_scale=input_scale, chunk=chunk)

@@ -158,7 +158,10 @@ class TV(ClassicalModel):
 
 def tv(bands: int = 4, sensor: str = "generic", ratio: int = 4, weights: Sequence[float] | None = None,
        alpha: float | None = None, lam: float | None = None, c: float | None = None,
-       maxiter: int | None = None, corrected: bool = False, input_scale: float | None = None) -> TV:
+       maxiter: int | None = None, corrected: bool = False, input_scale: float | None = None,
+       bit_depth: int | None = None) -> TV:
     """TV: total-variation pan-sharpening from the LR MS and the PAN (toolbox TV_pansharpen)."""
+    if input_scale is None and bit_depth:  # [0, 1] inputs of bit_depth-bit data (fuse --bits)
+        input_scale = float(2 ** int(bit_depth) - 1)
     return TV(bands, sensor, ratio, weights=weights, alpha=alpha, lam=lam, c=c, maxiter=maxiter,
               corrected=corrected, input_scale=input_scale)
