@@ -55,6 +55,8 @@ PAPER = ("He, Cao, Zhang, Yan, Wang, Li, Xie, Hong, Zhou, Pan-Mamba: Effective p
          "space model, Information Fusion 115 (2025) 102779")
 CODE = "github.com/alexhe101/Pan-Mamba pan-sharpening/model/panmamba_baseline_finalversion.py"
 
+_WHY = ("not with dynamic H, W: the parallel scan pads the H*W tokens to whole blocks at each level and "
+        "torch.export cannot prove the padded lengths' relations symbolically; a fixed-size torch.export works")
 SCANS = ("auto", "parallel", "sequential", "mamba_ssm")
 BLOCK = 8  # steps per block of the parallel scan (3 doubling steps)
 LEVELS = 9  # block levels: sequences up to BLOCK**LEVELS (134M tokens, an 11585 x 11585 PAN)
@@ -99,6 +101,9 @@ def _scan_blocks(a: torch.Tensor, b: torch.Tensor, levels: int) -> torch.Tensor:
 
 def scan_parallel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """The recurrence as a blocked log-depth scan: 3 doubling steps per level, ceil(log8 L) levels."""
+    if isinstance(a.shape[-1], torch.SymInt):
+        # tracing would "succeed" with guards that fail at every other size: refuse at export time instead
+        raise UserError(f"panmamba cannot be traced with a dynamic token count: {_WHY}")
     torch._check(a.shape[-1] <= BLOCK ** LEVELS,
                  lambda: f"the parallel scan handles sequences up to {BLOCK ** LEVELS} tokens; tile the scene")
     return _scan_blocks(a, b, LEVELS)
@@ -111,12 +116,49 @@ _SCAN_FNS = {"parallel": scan_parallel, "sequential": scan_sequential}
 # the selective scan: y_t = C_t · h_t with h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t u_t
 
 
-def ssm(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
-        scan: str = "parallel") -> torch.Tensor:
-    """Σ_n C h over the state; u, delta (b, d, L), A (d, n), B, C (b, n, L) -> (b, d, L)."""
+CHUNK = 2 ** 18  # elements of one (b, d, n, L) state slice: channel groups this size stay in cache
+
+
+def _groups(u: torch.Tensor, n: int) -> list[slice]:
+    """Channel groups whose state tensors hold about CHUNK elements (one group while tracing)."""
+    b, d, length = u.shape
+    if _tracing(u):
+        return [slice(0, d)]
+    dc = max(1, min(d, CHUNK // max(1, b * n * length)))
+    return [slice(s, min(s + dc, d)) for s in range(0, d, dc)]
+
+
+def _ssm(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+         scan: str) -> torch.Tensor:
     a = torch.exp(delta.unsqueeze(2) * A[None, :, :, None])
     h = _SCAN_FNS[scan](a, (delta * u).unsqueeze(2) * B.unsqueeze(1))
     return torch.einsum("bdnl,bnl->bdl", h, C)
+
+
+def ssm(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+        scan: str = "parallel") -> torch.Tensor:
+    """Σ_n C h over the state; u, delta (b, d, L), A (d, n), B, C (b, n, L) -> (b, d, L).
+
+    The channels run in groups (the recurrence is per channel): a few cache-sized (b, d', n, L) state
+    tensors instead of one large one, 2-4x faster on a CPU and a fraction of the memory."""
+    parts = [_ssm(u[:, g], delta[:, g], A[g], B, C, scan) for g in _groups(u, A.shape[1])]
+    return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+
+
+def _ssm_backward(gy, u, delta, A, B, C, scan):  # noqa: ANN001, ANN202 - tensors of one channel group
+    run = _SCAN_FNS[scan]
+    a = torch.exp(delta.unsqueeze(2) * A[None, :, :, None])
+    du = delta * u
+    h = run(a, du.unsqueeze(2) * B.unsqueeze(1))
+    gC = torch.einsum("bdl,bdnl->bnl", gy, h)
+    g = run(F.pad(a[..., 1:], (0, 1)).flip(-1), (gy.unsqueeze(2) * C.unsqueeze(1)).flip(-1)).flip(-1)
+    g_loga = g * F.pad(h[..., :-1], (1, 0)) * a  # ∂/∂(Δ A) through a = exp(Δ A)
+    del h, a
+    g_du = torch.einsum("bdnl,bnl->bdl", g, B)
+    gB = torch.einsum("bdnl,bdl->bnl", g, du)
+    g_delta = g_du * u + torch.einsum("bdnl,dn->bdl", g_loga, A)
+    gA = torch.einsum("bdnl,bdl->dn", g_loga, delta)
+    return g_du * delta, g_delta, gA, gB, gC
 
 
 class _SSMFunction(torch.autograd.Function):
@@ -132,19 +174,14 @@ class _SSMFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gy):  # noqa: ANN001, ANN205
         u, delta, A, B, C = ctx.saved_tensors
-        run = _SCAN_FNS[ctx.scan]
-        a = torch.exp(delta.unsqueeze(2) * A[None, :, :, None])
-        du = delta * u
-        h = run(a, du.unsqueeze(2) * B.unsqueeze(1))
-        gC = torch.einsum("bdl,bdnl->bnl", gy, h)
-        g = run(F.pad(a[..., 1:], (0, 1)).flip(-1), (gy.unsqueeze(2) * C.unsqueeze(1)).flip(-1)).flip(-1)
-        g_loga = g * F.pad(h[..., :-1], (1, 0)) * a  # ∂/∂(Δ A) through a = exp(Δ A)
-        del h, a
-        g_du = torch.einsum("bdnl,bnl->bdl", g, B)
-        gB = torch.einsum("bdnl,bdl->bnl", g, du)
-        g_delta = g_du * u + torch.einsum("bdnl,dn->bdl", g_loga, A)
-        gA = torch.einsum("bdnl,bdl->dn", g_loga, delta)
-        return g_du * delta, g_delta, gA, gB, gC, None
+        gu, gdelta, gA = torch.empty_like(u), torch.empty_like(delta), torch.empty_like(A)
+        gB, gC = torch.zeros_like(B), torch.zeros_like(C)
+        for g in _groups(u, A.shape[1]):
+            gu[:, g], gdelta[:, g], gA[g], gB_part, gC_part = _ssm_backward(
+                gy[:, g], u[:, g], delta[:, g], A[g], B, C, ctx.scan)
+            gB += gB_part
+            gC += gC_part
+        return gu, gdelta, gA, gB, gC, None
 
 
 @cache
@@ -427,7 +464,5 @@ def panmamba(bands: int = 4, scan: str = "auto", upsample: str = "nearest") -> n
     return PanMamba(bands, dim=32, depth=8, swaps=2, cross=5, scan=scan, upsample=upsample)
 
 
-_WHY = ("not with dynamic H, W: the parallel scan pads the H*W tokens to whole blocks at each level and "
-        "torch.export cannot prove the padded lengths' relations symbolically; a fixed-size torch.export works")
 MODELS = {"panmamba": (panmamba, {"fixed_bands": None, "exportable": _WHY, "family": "panmamba", "paper": PAPER,
                                   "code": CODE, "reference_params": 478_444})}
