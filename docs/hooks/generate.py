@@ -251,6 +251,68 @@ def recipes_page(model_names: set[str] | None = None) -> str:
     return "\n".join(lines + [""] + details) + "\n"
 
 
+# The PanTiny paper's printed sizes (Table 1; Table 5 for Large/Huge; the fusion and refine ablation
+# sizes of Tables 7-8 as rounded in its supplementary tables): (label, model, options, params K, FLOPs G).
+PAPER_COSTS: list[tuple[str, str, dict[str, Any], float, float | None]] = [
+    ("PanTiny (Small)", "pantiny_small", {}, 48.3, 1.58),
+    ("PanTiny (Big)", "pantiny_big", {}, 81.7, 2.68),
+    ("PanTiny (Large Body)", "pantiny_large", {}, 172.4, None),
+    ("PanTiny (Huge Body)", "pantiny_huge", {}, 195.9, None),
+    ("Fusion: 1x1 Conv", "pantiny_big", {"fusion": "conv1x1"}, 68.2, None),
+    ("Fusion: Channel Attn.", "pantiny_big", {"fusion": "channel_attention"}, 71.4, None),
+    ("Fusion: Gated Conv", "pantiny_big", {"fusion": "gated_conv"}, 70.3, None),
+    ("Fusion: DeepFusion", "pantiny_big", {"fusion": "deepfusion"}, 113.6, None),
+    ("Refine: Channel Attn.", "pantiny_big", {"refine": "channel_attention"}, 96.4, None),
+    ("Refine: Large Conv", "pantiny_big", {"refine": "large_conv"}, 88.8, None),
+    ("PNN", "pnn", {}, 68.9, 2.26),
+    ("PanNet", "pannet", {}, 80.3, 2.63),
+    ("MSDCNN", "msdcnn", {}, 239.0, 7.83),
+    ("PanFlow", "panflow", {}, 87.3, 2.86),
+    ("PSCINN", "pscinn", {}, 3321.5, 108.84),
+    ("Pan-Mamba", "panmamba", {}, 488.8, 16.02),
+]
+COST_MARKER = "<!-- panfw:paper-costs -->"
+
+
+def paper_cost_table() -> str:
+    """The paper's printed parameter counts and FLOPs beside panfw's count and measurement, built now."""
+    import panfw
+    from panfw.evaluation.cost import count_params, measure_flops
+
+    want_cost = os.environ.get("PANFW_DOCS_COST", "1") != "0"
+    by_name = {r["name"]: r for r in _records()["models"]}
+    lines = ["| paper's model | panfw | paper params | panfw params | paper FLOPs | 2·P·128² (panfw P) | "
+             "measured FLOPs @128² | measured / paper |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for label, name, options, paper_k, paper_g in PAPER_COSTS:
+        spec = f"[{name}](zoo/models.md#{name})" + "".join(f", `{k}={v}`" for k, v in options.items())
+        if name not in panfw.registry("models"):
+            lines.append(f"| {label} | `{name}` (not registered in this build) | {paper_k:,.1f}K | – | "
+                         f"{'–' if paper_g is None else f'{paper_g:.2f} G'} | – | – | – |")
+            continue
+        cached = by_name.get(name, {}).get("cost") if not options else None
+        if cached is not None:
+            params, flops = cached["params"], cached["flops"]
+        else:
+            model = panfw.create_model(name, **options)
+            params = count_params(model)
+            flops = measure_flops(model, bands=4, size=128) if want_cost else None
+        proxy = 2 * params * 128 ** 2
+        ratio = "–" if flops is None or paper_g is None else f"{flops / (paper_g * 1e9):.2f}"
+        lines.append(f"| {label} | {spec} | {paper_k:,.1f}K | {params:,} | "
+                     f"{'–' if paper_g is None else f'{paper_g:.2f} G'} | {proxy / 1e9:.3f} G | "
+                     f"{_giga(flops)} | {ratio} |")
+    if not want_cost:
+        lines += ["", "!!! note", "    This build skipped the FLOP measurements (`PANFW_DOCS_COST=0`)."]
+    return "\n".join(lines)
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    """Fill the reproduction page's generated table."""
+    if page.file.src_uri == "reproduction.md" and COST_MARKER in markdown:
+        markdown = markdown.replace(COST_MARKER, paper_cost_table())
+    return markdown
+
+
 def generated_pages() -> dict[str, str]:
     """Every generated page, {path under docs/: Markdown}."""
     pages = zoo_pages()
