@@ -84,9 +84,25 @@ def test_fr_losses_zero_when_consistent_and_positive_otherwise(sensor):
     assert plain(noisy, ms, pan) > plain(x, ms, pan)
 
 
+def test_spatial_quality_is_a_differentiable_d_s():
+    from panfw_losses.no_reference import mtf_reduce
+
+    x = smooth_image(4, 64, 5)
+    ms = mtf_reduce(x, "generic", 4)
+    pan = x.mean(1, keepdim=True)
+    q = panfw.create("losses", "spatial_quality", block=16)
+    noisy = (x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(2))).requires_grad_()
+    loss = q(noisy, ms, pan)
+    loss.backward()
+    assert loss > q(x, ms, pan) and torch.isfinite(noisy.grad).all() and noisy.grad.abs().sum() > 0
+    with pytest.raises(UserError, match="block"):
+        panfw.create("losses", "spatial_quality", block=16, margin=3)(x[..., :32, :32], ms[..., :8, :8],
+                                                                       pan[..., :32, :32])
+
+
 def test_no_reference_losses_are_registered_as_such():
     reg = panfw.registry("losses")
-    for name in ("spectral_consistency", "spatial_consistency"):
+    for name in ("spectral_consistency", "spatial_consistency", "spatial_quality"):
         assert reg.get(name).meta.get("kind") == "no_reference"
     with pytest.raises(UserError, match="norm"):
         panfw.create("losses", "spectral_consistency", norm="l3")

@@ -142,6 +142,10 @@ class AdaptSpec:
     spectral_weight: float = _field(8.0, min=0)
     spatial_weight: float = _field(1.0, min=0)
     norm: str = _field("l1", choices=("l1", "l2", "charbonnier"), doc="norm of the full-resolution losses")
+    quality_weight: float = _field(0.0, min=0, doc="weight of the D_s-like loss spatial_quality (FR steps)")
+    quality_block: int = _field(16, min=2, doc="block side of spatial_quality")
+    schedule: str = _field("cosine", choices=("cosine", "constant"), doc="alternation learning rate: cosine "
+                           "from lr to lr/10, or constant")
     rr_loss: str = _field("l1", doc="registered loss of the reduced-resolution steps")
     margin: int = _field(2, min=0, doc="MS pixels left out at crop borders by the full-resolution losses")
     pan_mode: str = _field("mtf", choices=("mtf", "bicubic"), doc="PAN degradation of the reduced pairs")

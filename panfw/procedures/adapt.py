@@ -49,21 +49,25 @@ class SpectralResponse(nn.Module):
 
     def __init__(self, bands: int, hidden: int = 32) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(bands, hidden, 1), nn.Sigmoid(), nn.Conv2d(hidden, hidden, 1),
-                                 nn.Sigmoid(), nn.Conv2d(hidden, 1, 1))
-        self.register_buffer("x_mean", torch.zeros(1, bands, 1, 1))
-        self.register_buffer("x_std", torch.ones(1, bands, 1, 1))
+        self.net = nn.Sequential(nn.Linear(bands, hidden), nn.Sigmoid(), nn.Linear(hidden, hidden), nn.Sigmoid(),
+                                 nn.Linear(hidden, 1))
+        self.register_buffer("x_mean", torch.zeros(bands))
+        self.register_buffer("x_std", torch.ones(bands))
         self.register_buffer("y_mean", torch.zeros(()))
         self.register_buffer("y_std", torch.ones(()))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def pixels(self, x: torch.Tensor) -> torch.Tensor:
+        """R on pixel spectra (N, C) -> (N, 1)."""
         return self.net((x - self.x_mean) / self.x_std) * self.y_std + self.y_mean
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pixels(x.movedim(1, -1)).movedim(-1, 1)
 
 
 def fit_response(ms: torch.Tensor, pan_lr: torch.Tensor, *, hidden: int = 32, steps: int = 300, lr: float = 3e-2,
-                 seed: int = 0, max_pixels: int = 16384) -> tuple[SpectralResponse, list[float]]:
-    """Fit R so that R(ms) ~ pan_lr on the MS grid (MSE, full-batch Adam on up to ``max_pixels``
-    pixels); returns R (frozen, eval mode) and the loss per step."""
+                 seed: int = 0, max_pixels: int = 65536, batch: int = 4096) -> tuple[SpectralResponse, list[float]]:
+    """Fit R so that R(ms) ~ pan_lr on the MS grid (MSE, Adam on random batches of ``batch`` of up
+    to ``max_pixels`` pixels); returns R (frozen, eval mode) and the loss per step."""
     c = ms.shape[1]
     x = ms.detach().permute(1, 0, 2, 3).reshape(c, -1)
     y = pan_lr.detach().reshape(-1)
@@ -74,15 +78,17 @@ def fit_response(ms: torch.Tensor, pan_lr: torch.Tensor, *, hidden: int = 32, st
     x, y = x.float(), y.float()
     torch.manual_seed(int(seed))  # the MLP's initialisation
     r = SpectralResponse(c, hidden).to(ms.device)
-    r.x_mean.copy_(x.mean(1).view(1, c, 1, 1))
-    r.x_std.copy_(x.std(1).clamp_min(1e-6).view(1, c, 1, 1))
+    r.x_mean.copy_(x.mean(1))
+    r.x_std.copy_(x.std(1).clamp_min(1e-6))
     r.y_mean.copy_(y.mean())
     r.y_std.copy_(y.std().clamp_min(1e-6))
-    xb, yb = x.T.reshape(1, -1, c, 1).permute(0, 2, 1, 3).contiguous(), y.view(1, 1, -1, 1)
+    xb, yb = x.T.contiguous(), y[:, None]
     opt = torch.optim.Adam(r.parameters(), lr=lr)
     curve = []
+    n = yb.shape[0]
     for _ in range(int(steps)):
-        loss = torch.mean((r(xb) - yb) ** 2)
+        idx = torch.randint(n, (min(batch, n),), generator=g).to(xb.device) if n > batch else slice(None)
+        loss = torch.mean((r.pixels(xb[idx]) - yb[idx]) ** 2)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -227,6 +233,13 @@ def eval_window(region: SceneData, size: int, block: int = 32) -> SceneData:
 # the adaptation
 
 
+def _cosine(lr: float, i: int, n: int, kind: str) -> float:
+    """The learning rate of alternation step i of n: constant, or cosine from lr to lr/10."""
+    if kind != "cosine" or n <= 1:
+        return lr
+    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * i / (n - 1))))
+
+
 @attrs.define
 class AdaptResult:
     """What ``Adapter.run`` produced."""
@@ -259,6 +272,8 @@ class Adapter:
         norm = settings.norm
         self.spectral = panfw.create("losses", "spectral_consistency", norm=norm, margin=settings.margin, ratio=r)
         self.spatial = panfw.create("losses", "spatial_consistency", norm=norm, margin=settings.margin, ratio=r)
+        self.quality = panfw.create("losses", "spatial_quality", block=settings.quality_block,
+                                    margin=settings.margin, ratio=r) if settings.quality_weight else None
         self.rr_loss = panfw.create("losses", settings.rr_loss)
 
     def _to(self, batch: dict) -> dict:
@@ -313,8 +328,9 @@ class Adapter:
 
         t2 = time.perf_counter()
         for i in tqdm(range(total), desc="adapt", unit="step", disable=not self.progress, leave=False):
-            for grp in opt.param_groups:  # warm-up at its own rate, then the alternation's
-                grp["lr"] = s.warmup_lr if i < s.warmup_steps else s.lr
+            for grp in opt.param_groups:  # warm-up at its own rate, then the alternation's (cosine decay)
+                grp["lr"] = s.warmup_lr if i < s.warmup_steps else _cosine(s.lr, i - s.warmup_steps, s.steps,
+                                                                           s.schedule)
             b = self._to(sampler.sample(i, schedule[i]))
             pred = model(b["lms"], b["pan"], b["ms"])
             if "gt" in b:
@@ -324,6 +340,8 @@ class Adapter:
                 spec = self.spectral(pred, b["ms"], b["pan"], sensor=self.sensor)
                 spat = self.spatial(pred, b["ms"], b["pan"], sensor=self.sensor)
                 loss = s.spectral_weight * spec + s.spatial_weight * spat
+                if self.quality is not None:
+                    loss = loss + s.quality_weight * self.quality(pred, b["ms"], b["pan"], sensor=self.sensor)
                 curves["fr"].append((i, float(loss.detach())))
             if not math.isfinite(float(loss.detach())):
                 raise UserError(f"adapt: the loss became {float(loss.detach())} at step {i + 1}; try a lower adapt.lr "

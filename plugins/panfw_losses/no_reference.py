@@ -127,6 +127,54 @@ class SpatialConsistency(nn.Module):
         return self.fn(_trim(synth, m), _trim(pan.to(synth.dtype), m))
 
 
+def _block_q(x: torch.Tensor, y: torch.Tensor, block: int) -> torch.Tensor:
+    """Mean UIQI over distinct ``block`` x ``block`` blocks of every band of x against y (1 band):
+    (B, C). As the toolbox's D_s, but differentiable (an epsilon keeps flat blocks finite)."""
+    eps = 1e-12
+    mx, my = F.avg_pool2d(x, block), F.avg_pool2d(y, block)
+    vx = F.avg_pool2d(x * x, block) - mx**2
+    vy = F.avg_pool2d(y * y, block) - my**2
+    cxy = F.avg_pool2d(x * y, block) - mx * my
+    q = 4 * cxy * mx * my / ((vx + vy) * (mx**2 + my**2) + eps)
+    return q.flatten(2).mean(2)
+
+
+class SpatialQuality(nn.Module):
+    """D_s as a loss: mean over bands of |Q(pred_k, PAN) - Q(lms_k, PAN_low)|, Q the UIQI averaged
+    over distinct blocks, lms = interp23tap(ms), PAN_low = interp23tap(bicubic PAN / ratio) (the
+    toolbox's D_s, toolbox 1.0 option, with ``block`` pixels per block side)."""
+
+    kind = "no_reference"
+
+    def __init__(self, block: int = 16, margin: int = 0, sensor: str = "generic", ratio: int | None = None) -> None:
+        super().__init__()
+        self.block, self.margin, self.sensor, self.ratio = int(block), int(margin), sensor, ratio
+
+    def forward(self, pred: torch.Tensor, ms: torch.Tensor, pan: torch.Tensor, sensor=None,
+                ratio: int | None = None) -> torch.Tensor:
+        from panfw.ops import imresize, interp23tap
+
+        _, r = _sensor_and_ratio(sensor, ratio, self.sensor, self.ratio)
+        with torch.no_grad():
+            lms = interp23tap(ms.to(pred.dtype), r)
+            pan_low = interp23tap(imresize(pan.to(pred.dtype), scale=1.0 / r, method="bicubic", antialias=True), r)
+        m = self.margin * r
+        f, p, lm, pl = (_trim(t, m) for t in (pred, pan.to(pred.dtype), lms, pan_low))
+        hb, wb = f.shape[-2] // self.block * self.block, f.shape[-1] // self.block * self.block
+        if hb == 0 or wb == 0:
+            raise UserError(f"spatial_quality: a {f.shape[-2]}x{f.shape[-1]} image (after the margin) holds no "
+                            f"{self.block}x{self.block} block; use a smaller block or larger crops")
+        f, p, lm, pl = (t[..., :hb, :wb] for t in (f, p, lm, pl))
+        with torch.no_grad():
+            target = _block_q(lm, pl, self.block)
+        return (_block_q(f, p, self.block) - target).abs().mean()
+
+
+def spatial_quality(block: int = 16, margin: int = 0, sensor: str = "generic", ratio: int | None = None) -> nn.Module:
+    """No-reference D_s loss: |Q(pred_k, PAN) - Q(lms_k, low-pass PAN)| per band, UIQI on distinct blocks."""
+    return SpatialQuality(block, margin, sensor, ratio)
+
+
 def spectral_consistency(norm: str = "l1", margin: int = 0, sensor: str = "generic",
                          ratio: int | None = None) -> nn.Module:
     """No-reference spectral consistency: norm(MTF-reduce(pred) - ms), the sensor's MS MTF and decimation."""
@@ -139,4 +187,5 @@ def spatial_consistency(norm: str = "l1", margin: int = 0, sensor: str = "generi
     return SpatialConsistency(norm, margin, sensor, ratio)
 
 
-NO_REFERENCE_LOSSES = {"spectral_consistency": spectral_consistency, "spatial_consistency": spatial_consistency}
+NO_REFERENCE_LOSSES = {"spectral_consistency": spectral_consistency, "spatial_consistency": spatial_consistency,
+                       "spatial_quality": spatial_quality}
