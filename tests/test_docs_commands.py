@@ -310,3 +310,63 @@ def test_extraction_reads_fences_inline_spans_and_prefixes():
     assert got == [("list", "models", "--json"), ("run", "recipes/quickstart.toml"),
                    ("run", "r.toml", "-s", "train.steps=2"), ("run", "r.toml"), ("export", "m.pt", "--onnx"),
                    ("list", "--json")]
+
+
+# -- the generated pages (docs/hooks/generate.py) ----------------------------------------------------
+
+def _hook(monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("panfw_docs_hook", ROOT / "docs" / "hooks" / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setenv("PANFW_DOCS_COST", "0")  # the measurements are the build's; here, what is listed
+    return module
+
+
+def test_the_zoo_lists_every_registered_entry_and_a_new_plugin_without_edits(monkeypatch, plugin_registered):
+    import types
+
+    import torch
+
+    import panfw
+    from panfw.describe import record
+    from panfw.registries import KINDS
+
+    class Probe(torch.nn.Module):
+        """Docs probe: the identity on lms."""
+
+        def __init__(self, bands: int = 4, width: int = 7) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(bands, bands, 1)
+
+        def forward(self, lms, pan, ms):
+            return lms + 0 * self.conv(lms)
+
+    def register_models(register):
+        register("docs_probe_model", Probe, family="probe", paper="A. Author, \"A probe\"")
+
+    plugin_registered(types.SimpleNamespace(register_models=panfw.hookimpl(register_models)), "docs_probe")
+    pages = _hook(monkeypatch).zoo_pages()
+    assert set(pages) == {"zoo/index.md", *(f"zoo/{k}.md" for k in KINDS)}
+    for kind in KINDS:
+        for entry in panfw.registry(kind):
+            assert f"## {entry.name} {{ #{entry.name} }}" in pages[f"zoo/{kind}.md"], (kind, entry.name)
+    models = pages["zoo/models.md"]
+    assert "Docs probe: the identity on lms." in models and "| `width` | `7` |" in models
+    assert "- paper: A. Author, \"A probe\"" in models and "[docs_probe_model](models.md#docs_probe_model)" in pages[
+        "zoo/index.md"]
+
+    # with the measurements on (as CI builds), the model's section has its count and measured FLOPs
+    module = _hook(monkeypatch)
+    section = "\n".join(module._entry_section(record(panfw.registry("models").get("docs_probe_model")), {}))
+    assert "- parameters: 20 at 4 bands" in section and "G measured at a 128×128 PAN" in section
+
+
+def test_the_recipes_page_lists_every_bundled_recipe(monkeypatch):
+    page = _hook(monkeypatch).recipes_page()
+    for path in (ROOT / "recipes").rglob("*.toml"):
+        name = path.relative_to(ROOT / "recipes").with_suffix("").as_posix()
+        assert f"| [{name}](#{name.replace('/', '-')}) |" in page, name
+    assert "Paper Table 7: the fusion module of PanTiny Big" in page  # the leading comment
+    assert "| [ablations/fusion](#ablations-fusion) | ../paper_base.toml | [pantiny_big](zoo/models.md#pantiny_big) |" in page
