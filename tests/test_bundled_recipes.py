@@ -66,3 +66,34 @@ def test_wheel_carries_the_recipes(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in list_recipes():
         assert f"panfw/recipes/{name}.toml" in names
+
+
+def test_tensorboard_extra_is_named_and_used(tmp_path, monkeypatch):
+    """The README names the extra that installs TensorBoard; with it, a run's scalars reach it."""
+    import types
+
+    import tomllib
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(req.startswith("tensorboard") for req in extras["tensorboard"])
+    assert "panfw[tensorboard]" in (REPO / "README.md").read_text()
+
+    seen = []
+
+    class Writer:
+        def __init__(self, logdir, purge_step=None):
+            seen.append(("dir", logdir))
+
+        def add_scalar(self, key, value, step):
+            seen.append((key, value, step))
+
+        def close(self):
+            seen.append(("closed",))
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=Writer))
+    from panfw.engine.runlog import RunLog
+
+    log = RunLog(tmp_path, active=True, total_steps=10)
+    log.record(3, 0, {"loss": 0.5})
+    log.close()
+    assert ("dir", str(tmp_path / "tensorboard")) in seen and ("loss", 0.5, 3) in seen and ("closed",) in seen

@@ -257,3 +257,48 @@ def test_fuse_options_reach_the_model(scenes, tmp_path):
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "g.tif"), "-O", "no_such=1"])
     assert res.exit_code == 2 and "no_such" in res.output and "floor_ms" in res.output
+
+
+def test_nodata_border_is_left_out_of_the_statistics(tmp_path):
+    """A nodata collar: the scene statistics come from the valid part, the collar stays nodata."""
+    from helpers import write_scene_pair
+
+    scene = write_scene_pair(tmp_path / "nd", ratio=4, ms_size=(30, 26), bits=11, nodata_border=2, seed=3)
+    rep = _fuse(scene, "gsa", tmp_path / "o.tif", 48, "qb")
+    assert any("nodata border" in n for n in rep.notes)
+    got = _read(tmp_path / "o.tif").astype(int)
+    b = 2  # MS pixels of collar: top, bottom and left
+    # the statistics of the valid part, applied to the whole scene (collar included), as fuse does
+    r, top = 4, 2047
+    ms = torch.from_numpy(scene["ms_array"].astype("float32") / top)[None]
+    pan = torch.from_numpy(scene["pan_array"].astype("float32") / top)[None]
+    lms = interp23tap(pad2d(ms, 12, 12, "symmetric"), r)[..., 48:-48, 48:-48]
+    ims = ms[..., b:-b, b:]
+    full_lms_inner = lms[..., 4 * b:-4 * b, 4 * b:]
+    model = panfw.create("models", "gsa", context={"bands": 4, "sensor": "qb", "ratio": 4})
+    with torch.no_grad():
+        # the scene loop upsamples the valid window from the scene's MS (collar as neighbours)
+        model.fit_scene(full_lms_inner.contiguous(), pan[..., 4 * b:-4 * b, 4 * b:].contiguous(),
+                        ims.contiguous())
+        out = model(lms, pan, ms).float()
+    want = np.rint(np.clip(out[0].numpy() * top, 0, top)).astype(int)
+    valid = got[0] != 0
+    assert not valid[:4 * b].any() and not valid[:, :4 * b].any() and valid[4 * b:-4 * b, 4 * b:].all()
+    diff = np.abs(got - want)[:, valid]
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
+def test_preview_png_is_an_rgb_quicklook(scenes, tmp_path):
+    from matplotlib import image as mpimg
+
+    s = scenes["r4_11bit"]
+    rep = _fuse(s, "gsa", tmp_path / "o.tif", 64, "qb", preview=tmp_path / "q.png")
+    img = mpimg.imread(tmp_path / "q.png")
+    assert img.shape[:2] == (s["pan_array"].shape[1], s["pan_array"].shape[2]) and img.shape[2] in (3, 4)
+    assert img[..., :3].min() == 0.0 and img[..., :3].max() == 1.0  # 2-98 percentile stretch saturates
+    assert any("quicklook" in n for n in rep.notes)
+    # R, G, B are bands 3, 2, 1 of a 4-band B, G, R, NIR image
+    with rasterio.open(tmp_path / "o.tif") as ds:
+        red = ds.read(3).astype(float)
+    corr = np.corrcoef(red.ravel(), img[..., 0].ravel())[0, 1]
+    assert corr > 0.9

@@ -102,6 +102,8 @@ def export_cmd(model: str, fmts: tuple[str, ...], out: str | None, bands: int | 
               show_default=True, help="Output compression.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--overwrite", is_flag=True, help="Replace the output file if it exists.")
+@click.option("--preview", type=click.Path(dir_okay=False), help="Also write an RGB quicklook PNG (at most 1024 "
+              "px a side, 2-98 percentile stretch; R, G, B from the sensor's or 4-band B, G, R, NIR order).")
 @click.option("-O", "--option", "options", multiple=True, metavar="KEY=VALUE",
               help="A model option (panfw show model NAME lists them), e.g. -O floor_ms=true.")
 @click.option("--stats-size", type=click.IntRange(min=1), default=None,
@@ -109,7 +111,8 @@ def export_cmd(model: str, fmts: tuple[str, ...], out: str | None, bands: int | 
                    "come from [default: the whole scene up to 2048].")
 def fuse_cmd(pan: str, ms: str, model: str, out: str, bits: int | None, sensor: str | None, tile: int | None,
              overlap: int | None, backend: str | None, device: str | None, bands: str | None, upsample: str | None,
-             compress: str, quiet: bool, overwrite: bool, options: tuple[str, ...], stats_size: int | None) -> None:
+             compress: str, quiet: bool, overwrite: bool, preview: str | None, options: tuple[str, ...],
+             stats_size: int | None) -> None:
     """Fuse a PAN + MS GeoTIFF scene of any size, tile by tile, into a GeoTIFF on the PAN grid."""
     import warnings
 
@@ -120,7 +123,7 @@ def fuse_cmd(pan: str, ms: str, model: str, out: str, bits: int | None, sensor: 
         report = fuse_scene(pan, ms, model, out, bits=bits, sensor=sensor, tile=tile, overlap=overlap,
                             backend=backend, device=device, bands=bands, upsample=upsample, compress=compress,
                             progress=not quiet, overwrite=overwrite, model_options=parse_options(options),
-                            stats_size=stats_size)
+                            stats_size=stats_size, preview=preview)
     said = set()
     for w in caught:  # one line each, without a source location
         if not issubclass(w.category, UserWarning) or issubclass(w.category, DeprecationWarning):

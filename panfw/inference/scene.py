@@ -111,14 +111,16 @@ def _upsample(x: torch.Tensor, ratio: int, method: str) -> torch.Tensor:
     return interp23tap(x, ratio) if method == "interp23tap" else upsample_bicubic(x, ratio)
 
 
-def _to_dtype(values: np.ndarray, dtype: str, max_dn: float) -> tuple[np.ndarray, tuple[int, int]]:
+def _to_dtype(values: np.ndarray, dtype: str, max_dn: float,
+              nodata: np.ndarray | None = None) -> tuple[np.ndarray, tuple[int, int]]:
     """[0, 1] values back to digital numbers in the MS data type, clipped to the valid range
-    [0, max_dn] (rounded for integers); returns them and how many values were clipped (below 0 or
-    not a number, above max_dn)."""
+    [0, max_dn] (rounded for integers); returns them and how many valid values (``nodata`` mask
+    (H, W) left out) were clipped (below 0 or not a number, above max_dn)."""
     dn = values * max_dn
     finite = np.isfinite(dn)
-    low = int(np.count_nonzero((dn < 0) | np.isnan(dn)))
-    high = int(np.count_nonzero(dn > max_dn))
+    counted = slice(None) if nodata is None else (slice(None), ~nodata)
+    low = int(np.count_nonzero(((dn < 0) | np.isnan(dn))[counted]))
+    high = int(np.count_nonzero((dn > max_dn)[counted]))
     dn = np.clip(np.where(finite, dn, np.where(np.isnan(dn), 0.0, dn)), 0.0, max_dn)
     if np.issubdtype(np.dtype(dtype), np.integer):
         return np.rint(dn).astype(dtype), (low, high)
@@ -185,6 +187,7 @@ class _Plan:
     method: str
     nodata: float | None
     module: Any = None  # the nn.Module behind the runtime, when there is one
+    rgb: tuple[int, int, int] | None = None  # 0-based output bands shown as R, G, B by --preview
     halo: int = 0  # PAN pixels of context read around each tile (the model's scene_halo)
 
 
@@ -194,7 +197,8 @@ def fuse_scene(pan_path: str | Path, ms_path: str | Path, model: str | Path | nn
                device: str | None = None,
                bands: str | Sequence[int] | None = None, upsample: str | None = None,
                compress: str | None = None, progress: bool = True, overwrite: bool = False,
-               model_options: dict | None = None, stats_size: int | None = None) -> FuseReport:
+               model_options: dict | None = None, stats_size: int | None = None,
+               preview: str | Path | None = None) -> FuseReport:
     """Fuse the PAN and MS GeoTIFFs with ``model`` into ``out_path`` (PAN georeference, MS data type,
     band descriptions and nodata); see the module docstring for the steps."""
     import rasterio
@@ -205,6 +209,12 @@ def fuse_scene(pan_path: str | Path, ms_path: str | Path, model: str | Path | nn
     pan_path, ms_path, out_path = Path(pan_path), Path(ms_path), Path(out_path)
     if out_path.resolve() in (pan_path.resolve(), ms_path.resolve()):
         raise UserError(f"-o {out_path}: would overwrite an input")
+    preview = None if preview is None else Path(preview)
+    if preview is not None:
+        if preview.suffix.lower() != ".png":
+            raise UserError(f"--preview {preview}: a .png file is written (e.g. --preview quicklook.png)")
+        if preview.exists() and not overwrite:
+            raise UserError(f"--preview {preview} exists; pass --overwrite to replace it")
     notes: list[str] = []
     plan = None
     try:
@@ -237,6 +247,8 @@ def fuse_scene(pan_path: str | Path, ms_path: str | Path, model: str | Path | nn
                     "near zero in dark areas: --option floor_ms=true floors it at zero first")
         warnings.warn(msg, stacklevel=2)
         notes.append(msg)
+    if preview is not None:
+        notes.append(f"quicklook: {write_preview(out_path, preview, plan.rgb)}")
     rt = plan.runtime
     return FuseReport(out=out_path, height=height, width=width, bands=len(plan.picks), ratio=plan.ratio,
                       bits=int(round(math.log2(plan.max_dn + 1))), tiles=tiles,
@@ -265,6 +277,18 @@ def _fit_scene(pan: Any, ms: Any, plan: _Plan, stats_size: int | None) -> list[s
                      f"the {w}x{h} scene (--stats-size sets the window)")
     from rasterio.windows import Window
 
+    # a nodata collar is left out of the statistics: the window shrinks to the valid pixels' bounding box
+    bad = _nodata_mask(pan, ms, plan.picks, r, y0, sh)
+    if bad is not None:
+        bad = bad[:, x0:x0 + sw]
+        rows, cols = np.flatnonzero(~bad.all(1)), np.flatnonzero(~bad.all(0))
+        if rows.size and cols.size:
+            r0, r1 = -(-rows[0] // r) * r, (rows[-1] + 1) // r * r
+            c0, c1 = -(-cols[0] // r) * r, (cols[-1] + 1) // r * r
+            if r1 > r0 and c1 > c0 and (r1 - r0, c1 - c0) != (sh, sw):
+                notes.append(f"{plan.name}: its statistics leave out the nodata border (from the {c1 - c0}x{r1 - r0} "
+                             f"PAN pixels at column {x0 + c0}, row {y0 + r0}); nodata inside that is included")
+                y0, x0, sh, sw = y0 + r0, x0 + c0, r1 - r0, c1 - c0
     p = pan.read(1, window=Window(x0, y0, sw, sh), out_dtype="float32") / plan.max_dn
     lo = torch.from_numpy(_read_ms(ms, plan.picks, y0 // r - m, x0 // r - m, sh // r + 2 * m, sw // r + 2 * m)
                           / plan.max_dn)[None]
@@ -339,9 +363,53 @@ def _plan(pair: Any, model: Any, *, bits: int | None, sensor: str | None, tile: 
                             f"{'/'.join(map(str, sorted(used)))}: choose --tile within that range, or "
                             "export again with other --min-size/--max-size")
     nbits = _bit_depth(bits, sens, data, ms.dtypes[0], ms_path)
-    return _Plan(runtime=runtime, name=name, bands=nbands, picks=picks or list(range(1, ms.count + 1)),
+    out_picks = picks or list(range(1, ms.count + 1))
+    rgb = _rgb_bands(out_picks, ms.count, dsens)
+    return _Plan(runtime=runtime, name=name, bands=nbands, picks=out_picks, rgb=rgb,
                  ratio=ratio, tile=tile, overlap=overlap, max_dn=float(2 ** nbits - 1), method=method,
                  nodata=_out_nodata(pan, ms, ms.dtypes[0]), module=res.model_or_runtime if res.is_module else None)
+
+
+def _rgb_bands(picks: list[int], count: int, sensor: Any) -> tuple[int, int, int] | None:
+    """The output bands (0-based) that show red, green, blue: the sensor's (8-band WorldView), else
+    B, G, R, NIR order for 4 bands and 3 bands as R, G, B; None: the first band as grey."""
+    order = None
+    if sensor is not None and sensor.bgrn is not None and count == sensor.n_bands:
+        order = [sensor.bgrn[2] + 1, sensor.bgrn[1] + 1, sensor.bgrn[0] + 1]  # 1-based MS bands R, G, B
+    elif count == 4:
+        order = [3, 2, 1]
+    elif count >= 3:
+        order = [3, 2, 1] if count > 3 else [1, 2, 3]
+    if order is not None and all(b in picks for b in order):
+        return tuple(picks.index(b) for b in order)  # type: ignore[return-value]
+    if len(picks) == 4:  # --bands bgrn or four picked: B, G, R, NIR
+        return (2, 1, 0)
+    return (0, 1, 2) if len(picks) >= 3 else None
+
+
+def write_preview(tif: Path, png: Path, rgb: tuple[int, int, int] | None, size: int = 1024,
+                  low: float = 2.0, high: float = 98.0) -> Path:
+    """An RGB quicklook of a fused GeoTIFF: at most ``size`` pixels a side, each channel stretched
+    from its ``low`` to its ``high`` percentile (nodata left out, shown black)."""
+    import rasterio
+    from matplotlib import image as mpimg
+
+    with rasterio.open(tif) as ds:
+        f = max(1, math.ceil(max(ds.height, ds.width) / size))
+        shape = (max(1, ds.height // f), max(1, ds.width // f))
+        bands = [i + 1 for i in rgb] if rgb else [1]
+        a = ds.read(bands, out_shape=(len(bands), *shape)).astype(np.float64)
+        valid = np.ones(shape, bool) if ds.nodata is None else ~(a == ds.nodata).any(0)
+    stretched = []
+    for band in a:
+        v = band[valid]
+        lo, hi = np.percentile(v, [low, high]) if v.size else (0.0, 1.0)
+        stretched.append(np.clip((band - lo) / max(hi - lo, 1e-12), 0, 1))
+    out = np.stack(stretched * 3 if len(stretched) == 1 else stretched, axis=-1)
+    out[~valid] = 0
+    png.parent.mkdir(parents=True, exist_ok=True)
+    mpimg.imsave(png, out)
+    return png
 
 
 def _write(pan: Any, ms: Any, plan: _Plan, out_path: Path, compress: str | None, progress: bool) -> tuple[int, int]:
@@ -392,10 +460,11 @@ def _write(pan: Any, ms: Any, plan: _Plan, out_path: Path, compress: str | None,
                 y0, rows = blender.pop(ys[yi + 1] if yi + 1 < len(ys) else height)
                 n = rows.shape[1]
                 if n:
-                    values, (n_low, n_high) = _to_dtype(rows.numpy(), dtype, max_dn)
+                    mask = _nodata_mask(pan, ms, picks, r, y0, n)
+                    values, (n_low, n_high) = _to_dtype(rows.numpy(), dtype, max_dn, mask)
                     clipped += n_low + n_high
                     below += n_low
-                    _mark_nodata(values, _nodata_mask(pan, ms, picks, r, y0, n), plan.nodata)
+                    _mark_nodata(values, mask, plan.nodata)
                     dst.write(values, window=Window(0, y0, width, n))
         os.replace(tmp_path, out_path)
     except BaseException:
