@@ -32,7 +32,9 @@ KIND_TEXT = {
     "models": "Every model takes `(lms, pan, ms)` and returns the fused image on the PAN grid "
               "(see [the model contract](../plugins.md)). Parameters are counted at the default options; FLOPs are "
               "measured (2 x multiply-adds, `torch.utils.flop_counter`) for one image at a 128x128 PAN, "
-              "next to the `2 x params x 128^2` proxy the PanTiny paper's tables use.",
+              "next to the `2 x params x 128^2` proxy the PanTiny paper's tables use. The counter sees "
+              "convolutions and matrix products only, not element-wise arithmetic, so for the classical "
+              "methods, which are mostly element-wise, the figure is a lower bound.",
     "fusions": "Fusion blocks inject the PAN into a feature map: `factory(dim, pan_channels=1, **options)`, "
                "`forward(feat, pan) -> feat`. A recipe picks one with `model.fusion = NAME`.",
     "refines": "Refine heads: `factory(dim, **options)`, `forward(feat) -> feat`. A recipe picks one with "
@@ -128,14 +130,18 @@ def _entry_section(rec: dict[str, Any], plugins: dict[str, dict[str, Any]]) -> l
             params += (" (the reference count)" if ref == cost["params"] else f" (reference count {ref:,})")
         lines.append(params)
         if cost["flops"] is not None:
-            proxy = _giga(2 * cost["params"] * 128 ** 2)
+            proxy = f"; paper proxy 2 × params × 128² = {_giga(2 * cost['params'] * 128 ** 2)}"
+            proxy = proxy if cost["params"] else ""
             lines.append(f"- FLOPs: {_giga(cost['flops'])} measured at a {cost['size']}×{cost['size']} PAN, "
-                         f"ratio {cost['ratio']}; paper proxy 2 × params × 128² = {proxy}")
+                         f"ratio {cost['ratio']}{proxy}")
         else:
             lines.append(f"- FLOPs: not measured ({_cell(cost['error'])})")
-    if meta:
-        for key, value in meta.items():
-            lines.append(f"- {key}: {_cell(value) if not isinstance(value, (dict, list)) else _code(value)}")
+    for key, value in meta.items():
+        if value is None:
+            continue
+        if key == "exportable":
+            value = "yes" if value is True else f"no: {value}"
+        lines.append(f"- {key}: {_cell(value) if not isinstance(value, (dict, list)) else _code(value)}")
     lines.append("")
     if rec["options"]:
         lines += ["| option | default |", "|---|---|"]
