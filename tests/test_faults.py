@@ -99,6 +99,16 @@ def run_unwritable(tmp: Path) -> list[str]:
     return ["run", "quickstart", "-s", f"output.dir={_a_file(tmp) / 'runs'}"]
 
 
+def eval_wrong_band_count(tmp: Path) -> list[str]:
+    import panfw
+    from panfw.io.checkpoint import save_checkpoint
+
+    m = panfw.create_model("pantiny_small", bands=8)
+    save_checkpoint({"model": {"name": "pantiny_small", "options": {"bands": 8}, "state_dict": m.state_dict()},
+                     "data": {"bands": 8, "sensor": "wv3", "ratio": 4}}, tmp / "ck8.pt")
+    return ["eval", str(tmp / "ck8.pt"), "--data", "synthetic:sensor=qb,n=1", "-o", str(tmp / "report")]
+
+
 def make_subpixel(tmp: Path) -> list[str]:
     s = _shifted_pair(tmp, 0.3)
     return ["data", "make", "--pan", str(s["pan"]), "--ms", str(s["ms"]), "--sensor", "qb", "-o",
@@ -121,6 +131,7 @@ CASES = [
     ("export_unwritable_output", export_unwritable, 2, ["afile"]),
     ("run_unwritable_output", run_unwritable, 2, ["afile"]),
     ("data_make_subpixel_offset", make_subpixel, 2, ["not aligned", "gdalwarp"]),
+    ("eval_wrong_band_count", eval_wrong_band_count, 2, ["takes 8 bands", "has 4", "synthetic"]),
 ]
 
 

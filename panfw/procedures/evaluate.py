@@ -79,6 +79,12 @@ class EvaluateProcedure:
         if not specs:
             raise UserError("panfw eval: give the test data, e.g. --data wv3 or --data synthetic:sensor=gf2")
         self.test_sets = build_test_sets(specs, root, max_images=self.max_images)
+        if resolved is not None and resolved.bands:  # before any image: never a raw convolution error
+            for ts in self.test_sets:
+                if ts.bands != resolved.bands:
+                    raise UserError(f"{spec}: the model takes {resolved.bands} bands but test set {ts.label!r} "
+                                    f"({ts.sensor}) has {ts.bands}; give test data with {resolved.bands} bands "
+                                    f"(--data NAME[:bands=...]) or a model for {ts.bands}")
         self.label = resolved.name if resolved is not None else spec
         if resolved is not None:
             model = resolved.model_or_runtime
