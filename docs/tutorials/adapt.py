@@ -48,6 +48,7 @@ def main() -> None:
     #    scene: panfw adapt --pan pan.tif --ms ms.tif --model ... -o fused.tif
     scene = "synthetic:sensor=jl1,size=128" if args.tiny else "synthetic:sensor=jl1,size=512"
     fused = out / "adapt" / "fused.npz"
+    fused.unlink(missing_ok=True)  # panfw commands refuse to replace an earlier output
     settings = []
     if args.tiny:
         settings = ["-s", "adapt.response_steps=10", "-s", "adapt.warmup_steps=2", "-s", "adapt.steps=4",

@@ -44,7 +44,7 @@ def main() -> None:
 
     # 1. ONNX, checked with onnxruntime.
     onnx_file = folder / "model.onnx"
-    panfw_cmd("export", args.model, "--onnx", "-o", str(onnx_file), *bands, *sizes)
+    panfw_cmd("export", args.model, "--onnx", "-o", str(onnx_file), "--overwrite", *bands, *sizes)
 
     # 2. Any exported file loads like a checkpoint (panfw.load_model, or --model of panfw fuse and
     #    panfw eval) and is called like the model: (lms, pan, ms) -> fused, here at a size the export
@@ -58,7 +58,8 @@ def main() -> None:
 
     # 3. TensorRT on a CUDA machine (pip install 'panfw[trt]'), FP16 with LayerNorm kept in FP32.
     if torch.cuda.is_available():
-        panfw_cmd("export", args.model, "--trt", "--fp16", "-o", str(folder / "model.trt.ep"), *bands, *sizes)
+        panfw_cmd("export", args.model, "--trt", "--fp16", "-o", str(folder / "model.trt.ep"), "--overwrite",
+                  *bands, *sizes)
     else:
         print("no CUDA device here: skipping panfw export --trt")
 

@@ -67,11 +67,13 @@ def main() -> None:
     # 2. Fuse it. The scene is read and written tile by tile (tiles of --tile PAN pixels that overlap
     #    by --overlap and are blended), so memory does not grow with the scene. A model trained on 4
     #    bands takes --bands bgrn (B, G, R, NIR1 of the 8); a classical method fuses all 8.
+    #    --preview writes an RGB quicklook PNG beside it; --overwrite replaces an earlier output
+    #    (without it every panfw command refuses to replace a file).
     fused = folder / "fused.tif"
     bands = [] if args.model == "mtf_glp_hpm" else ["--bands", "bgrn"]
     panfw_cmd("fuse", "--pan", str(pan), "--ms", str(ms), "--model", args.model, "-o", str(fused),
               "--sensor", "wv3", "--tile", "128" if args.tiny else "512", "--overlap", "16" if args.tiny else "64",
-              "--compress", "deflate", "--quiet", *bands)
+              "--compress", "deflate", "--preview", str(folder / "preview.png"), "--overwrite", "--quiet", *bands)
 
     # 3. The output is on the PAN grid, with the PAN's georeference and the MS's data type.
     with rasterio.open(fused) as f, rasterio.open(pan) as p:
@@ -83,7 +85,8 @@ def main() -> None:
     with rasterio.open(pan) as p:
         pan_img = p.read(1).astype(np.float64)
 
-    # 4. Look at it: PAN, the MS (nearest-neighbour enlarged) and the fused image, in natural colour
+    # 4. Look at it: preview.png is the fused image alone; here PAN, the MS (nearest-neighbour
+    #    enlarged) and the fused image side by side, in natural colour
     #    (WorldView-3 bands 5, 3, 2 = red, green, blue; the fused image's first bands when --bands picked 4).
     rgb = (4, 2, 1) if out.shape[0] == 8 else (2, 1, 0)
     import matplotlib
