@@ -369,4 +369,5 @@ def test_the_recipes_page_lists_every_bundled_recipe(monkeypatch):
         name = path.relative_to(ROOT / "recipes").with_suffix("").as_posix()
         assert f"| [{name}](#{name.replace('/', '-')}) |" in page, name
     assert "Paper Table 7: the fusion module of PanTiny Big" in page  # the leading comment
-    assert "| [ablations/fusion](#ablations-fusion) | ../paper_base.toml | [pantiny_big](zoo/models.md#pantiny_big) |" in page
+    assert ("| [ablations/fusion](#ablations-fusion) | Paper Table 7: the fusion module of PanTiny Big (PSNR WV2/WV3/GF2 "
+            "in the paper | ../paper_base.toml | [pantiny_big](zoo/models.md#pantiny_big) |") in page

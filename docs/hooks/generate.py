@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +213,15 @@ def _leading_comment(text: str) -> str:
     return " ".join(parts)
 
 
+SENTENCE_END = re.compile(r"(?<!\bEq)(?<!\bFig)(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\bcf)(?<!\bno)\.\s")
+
+
+def _first_sentence(text: str) -> str:
+    """The text up to its first full stop (abbreviations such as "Eq." and "e.g." are not one)."""
+    match = SENTENCE_END.search(text)
+    return text[:match.start() + 1] if match else text
+
+
 def _datasets(specs: Any) -> str:
     out = []
     for spec in specs:
@@ -229,7 +239,8 @@ def recipes_page(model_names: set[str] | None = None) -> str:
              "The recipes shipped with panfw, generated from `recipes/**/*.toml` when the site is built. "
              "`panfw run NAME` runs one from any folder (`panfw recipes` lists them); "
              "`panfw validate FILE` prints one resolved. The description is the recipe's leading comment.", "",
-             "| recipe | extends | model | train | test | variants |", "|---|---|---|---|---|---:|"]
+             "| recipe | description | extends | model | train | test | variants |",
+             "|---|---|---|---|---|---|---:|"]
     details: list[str] = []
     for path in sorted(root.rglob("*.toml")):
         name = path.relative_to(root).with_suffix("").as_posix()
@@ -247,7 +258,8 @@ def recipes_page(model_names: set[str] | None = None) -> str:
         extends = raw.get("extends", "")
         anchor = name.replace("/", "-")
         model_cell += f" ({_cell(opts)})" if opts else ""
-        lines.append(f"| [{name}](#{anchor}) | {_cell(extends)} | {model_cell} | "
+        summary = _first_sentence(_leading_comment(text) or recipe.description or "")
+        lines.append(f"| [{name}](#{anchor}) | {_cell(summary)} | {_cell(extends)} | {model_cell} | "
                      f"{_cell(_datasets(recipe.data.train))} | {_cell(_datasets(recipe.data.test))} | "
                      f"{len(recipe.sweep) or ''} |")
         details += [f"## {name} {{ #{anchor} }}", "", _leading_comment(text) or recipe.description or "", ""]
