@@ -369,5 +369,6 @@ def test_the_recipes_page_lists_every_bundled_recipe(monkeypatch):
         name = path.relative_to(ROOT / "recipes").with_suffix("").as_posix()
         assert f"| [{name}](#{name.replace('/', '-')}) |" in page, name
     assert "Paper Table 7: the fusion module of PanTiny Big" in page  # the leading comment
-    assert ("| [ablations/fusion](#ablations-fusion) | Paper Table 7: the fusion module of PanTiny Big (PSNR WV2/WV3/GF2 "
-            "in the paper | ../paper_base.toml | [pantiny_big](zoo/models.md#pantiny_big) |") in page
+    assert ("| [ablations/loss](#ablations-loss) | Paper Table 6: loss weights (lambda1 Charbonnier, lambda2 1 - SSIM, "
+            "lambda3 focal), Eq. 5-8. | ../paper_base.toml | [pantiny_big](zoo/models.md#pantiny_big) "
+            "(fusion='gated_conv') |") in page
