@@ -227,7 +227,7 @@ TRAIN_CASES = {
     "fusionnet": (16, 10, 1e-3, ""), "lagconv": (16, 10, 1e-3, ""), "panflow": (16, 10, 1e-3, ""),
     "pscinn": (16, 8, 2e-4, ""), "panmamba": (16, 6, 1e-3, ""),
 }
-SLOW_TRAIN = {"pscinn", "panmamba"}
+SLOW_TRAIN = {"panmamba"}  # the engine measures its FLOPs at 128 x 128: about a minute here
 
 
 def _train_losses(tmp_path: Path, name: str) -> list[float]:

@@ -119,10 +119,11 @@ _SCAN_FNS = {"parallel": scan_parallel, "sequential": scan_sequential}
 CHUNK = 2 ** 18  # elements of one (b, d, n, L) state slice: channel groups this size stay in cache
 
 
-def _groups(u: torch.Tensor, n: int) -> list[slice]:
-    """Channel groups whose state tensors hold about CHUNK elements (one group while tracing)."""
+def _groups(u: torch.Tensor, n: int, scan: str) -> list[slice]:
+    """Channel groups whose state tensors hold about CHUNK elements (one group while tracing, and for the
+    sequential scan, whose cost is its Python loop over the tokens)."""
     b, d, length = u.shape
-    if _tracing(u):
+    if scan == "sequential" or _tracing(u):
         return [slice(0, d)]
     dc = max(1, min(d, CHUNK // max(1, b * n * length)))
     return [slice(s, min(s + dc, d)) for s in range(0, d, dc)]
@@ -141,7 +142,7 @@ def ssm(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, 
 
     The channels run in groups (the recurrence is per channel): a few cache-sized (b, d', n, L) state
     tensors instead of one large one, 2-4x faster on a CPU and a fraction of the memory."""
-    parts = [_ssm(u[:, g], delta[:, g], A[g], B, C, scan) for g in _groups(u, A.shape[1])]
+    parts = [_ssm(u[:, g], delta[:, g], A[g], B, C, scan) for g in _groups(u, A.shape[1], scan)]
     return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
 
 
@@ -176,7 +177,7 @@ class _SSMFunction(torch.autograd.Function):
         u, delta, A, B, C = ctx.saved_tensors
         gu, gdelta, gA = torch.empty_like(u), torch.empty_like(delta), torch.empty_like(A)
         gB, gC = torch.zeros_like(B), torch.zeros_like(C)
-        for g in _groups(u, A.shape[1]):
+        for g in _groups(u, A.shape[1], ctx.scan):
             gu[:, g], gdelta[:, g], gA[g], gB_part, gC_part = _ssm_backward(
                 gy[:, g], u[:, g], delta[:, g], A[g], B, C, ctx.scan)
             gB += gB_part
