@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import panfw
-from panfw.errors import DataError
+from panfw.errors import DataError, UserError
 from panfw.ops import interp23tap, pad2d, tile_grid
 
 CLASSIC = [e.name for e in panfw.registry("models") if e.meta.get("family") == "classic"]
@@ -302,3 +302,76 @@ def test_preview_png_is_an_rgb_quicklook(scenes, tmp_path):
         red = ds.read(3).astype(float)
     corr = np.corrcoef(red.ravel(), img[..., 0].ravel())[0, 1]
     assert corr > 0.9
+
+
+# ---- metrics: the ratio from the data, one options set for all, the bit depth ----------------------
+
+def _triple(ratio: int, size: int = 64, seed: int = 0):
+    from helpers import smooth_image
+
+    from panfw.ops import decimate, mtf_filter
+
+    gt = smooth_image(1, 4, size, size, seed, cell=8)
+    ms = decimate(mtf_filter(gt, (0.3,) * 4, ratio), ratio)
+    lms = interp23tap(ms, ratio)
+    fused = gt + 0.01 * torch.randn(gt.shape, generator=torch.Generator().manual_seed(seed), dtype=gt.dtype)
+    return {"fused": fused, "gt": gt, "ms": ms, "lms": lms, "pan": gt.mean(1, keepdim=True)}
+
+
+@pytest.mark.parametrize("name", ["hqnr", "d_s", "qnr", "d_lambda_k"])
+def test_fr_metrics_read_the_ratio_from_the_data(name):
+    t = _triple(2)
+    auto = panfw.create_metric(name)(t["fused"], t["ms"], t["pan"], sensor="qb", lms=t["lms"])
+    stated = panfw.create_metric(name, ratio=2)(t["fused"], t["ms"], t["pan"], sensor="qb", lms=t["lms"])
+    torch.testing.assert_close(auto, stated)
+    with pytest.raises(UserError, match="contradicts"):
+        panfw.create_metric(name, ratio=4)(t["fused"], t["ms"], t["pan"], sensor="qb", lms=t["lms"])
+    with pytest.raises(UserError, match="contradicts"):
+        panfw.create_metric(name)(t["fused"], t["ms"], t["pan"], sensor="qb", lms=t["lms"], ratio=4)
+
+
+def test_hqnr_at_ratio_two_is_not_the_ratio_four_value():
+    """What the qb sensor's ratio 4 gave on ratio-2 data before: a different (wrong) HQNR."""
+    from panfw_metrics import functional as Fm
+
+    t = _triple(2)
+    auto = panfw.create_metric("hqnr")(t["fused"], t["ms"], t["pan"], sensor="qb", lms=t["lms"])
+    k = 2047.0
+    gains = panfw.sensors.get_sensor("qb").gains(4)
+    d_s4 = Fm.d_s(t["fused"] * k, t["lms"] * k, t["pan"] * k, 4, 32, 1)
+    dk4 = Fm.d_lambda_k(t["fused"] * k, t["lms"] * k, gains, 4, 32)
+    assert abs(float(auto) - float((1 - dk4) * (1 - d_s4))) > 1e-4
+
+
+def test_evaluator_gives_ergas_the_datas_ratio():
+    from panfw.evaluation import Evaluator
+
+    t = _triple(2)
+    ev = Evaluator(["ergas"], sensor="qb")
+    v2 = ev.update(t["fused"], t)["ergas"]
+    v4 = panfw.create_metric("ergas", ratio=4)(t["fused"], t["gt"], sensor="qb")
+    torch.testing.assert_close(v2, 2 * v4.cpu().double())  # 100/ratio
+
+
+def test_one_options_set_serves_every_metric():
+    t = _triple(4, size=96)
+    for entry in panfw.registry("metrics"):
+        m = panfw.create_metric(entry.name, ratio=4, bit_depth=11)
+        plain = panfw.create_metric(entry.name)
+        if entry.meta["kind"] == "reference":
+            a, b = m(t["fused"], t["gt"], sensor="qb"), plain(t["fused"], t["gt"], sensor="qb")
+        else:
+            a = m(t["fused"], t["ms"], t["pan"], sensor="qb", lms=t["lms"])
+            b = plain(t["fused"], t["ms"], t["pan"], sensor="qb", lms=t["lms"])
+        torch.testing.assert_close(a, b)  # qb: 11 bits and ratio 4 already
+
+
+def test_bit_depth_sets_the_dn_scale():
+    t = _triple(4)
+    q16 = panfw.create_metric("q2n", bit_depth=16)(t["fused"], t["gt"], sensor="qb")
+    scaled = panfw.create_metric("q2n", scale=65535)(t["fused"], t["gt"], sensor="qb")
+    q11 = panfw.create_metric("q2n")(t["fused"], t["gt"], sensor="qb")
+    torch.testing.assert_close(q16, scaled)
+    assert not torch.equal(q16, q11)  # Q2n casts to uint16: the DN scale matters
+    no_sensor = panfw.create_metric("q2n", bit_depth=16)(t["fused"], t["gt"])
+    torch.testing.assert_close(no_sensor, q16)

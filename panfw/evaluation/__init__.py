@@ -57,6 +57,14 @@ def summarize(values: torch.Tensor) -> dict[str, float | int]:
     return {"mean": float(v.mean()), "std": std, "n": n}
 
 
+def _data_ratio(ms: torch.Tensor, pan: torch.Tensor) -> int | None:
+    """PAN size / MS size when it is one integer in both dimensions (else None: the metric decides)."""
+    (ph, pw), (mh, mw) = pan.shape[-2:], ms.shape[-2:]
+    if mh and mw and ph % mh == 0 and pw % mw == 0 and ph // mh == pw // mw:
+        return ph // mh
+    return None
+
+
 def _build_metric(spec: MetricSpec, label: str | None = None) -> tuple[str, Any]:
     """(label, metric) from a Metric object, a registered name, (name, options), or, under a label,
     an options dict (its "name" key, default the label, picks the metric)."""
@@ -147,6 +155,8 @@ class Evaluator:
                 kw: dict[str, Any] = {"sensor": sensor}
                 if getattr(metric, "accepts_cache", False):
                     kw["cache"] = cache
+                if getattr(metric, "accepts_ratio", False) and im["ms"] is not None and im["pan"] is not None:
+                    kw["ratio"] = _data_ratio(im["ms"], im["pan"])  # the data's, never a sensor's default
                 if metric.kind == "reference":
                     v = metric(im["fused"], im["gt"], **kw)
                 else:

@@ -47,10 +47,15 @@ class _Metric:
     unit = ""
     accepts_cache = True  # the Evaluator hands metrics scoring the same images one dict to share work
 
-    def __init__(self, *, scale: Any = "sensor", threshold: bool = False, ratio: int | None = None) -> None:
+    accepts_ratio = True  # __call__ takes ratio= (the data's, from the MS and PAN shapes)
+
+    def __init__(self, *, scale: Any = "sensor", threshold: bool = False, ratio: int | None = None,
+                 bit_depth: int | None = None) -> None:
         self.scale = _check_scale(scale)
         self.threshold = bool(threshold)
         self.ratio = None if ratio is None else _check_int("ratio", ratio, 1)
+        self.bit_depth = None if bit_depth is None else _check_int("bit_depth", bit_depth, 1)
+        self._data_ratio: int | None = None  # set by __call__ from the data for the metrics that use one
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
@@ -69,26 +74,42 @@ class _Metric:
     def _factor(self, sensor: Sensor | None) -> float:
         if self.scale != "sensor":
             return self.scale
+        if self.bit_depth is not None:  # 16-bit data of a sensor listed at 11 bits: the data's depth wins
+            return float(2 ** self.bit_depth - 1)
         return 1.0 if sensor is None else float(sensor.max_dn)  # scale-free metrics need no sensor
+
+    def _bits(self, sensor: Sensor | None) -> int:
+        return int(self.bit_depth if self.bit_depth is not None else sensor.bit_depth)
 
     def _needs(self) -> str:
         needs = []
-        if self.needs_dn and self.scale == "sensor":
-            needs.append("its DN scale (or set scale=<number>)")
-        if self.threshold:
-            needs.append("its bit depth (thresholding)")
+        if self.needs_dn and self.scale == "sensor" and self.bit_depth is None:
+            needs.append("its DN scale (or set scale=<number> or bit_depth=<bits>)")
+        if self.threshold and self.bit_depth is None:
+            needs.append("its bit depth (thresholding; or set bit_depth=<bits>)")
         return ", ".join(needs)
 
+    def _set_data_ratio(self, ratio: int | None) -> None:
+        """The ratio the data has (from the MS/PAN shapes, or the caller's): it wins over the sensor's;
+        a ``ratio`` option that contradicts it is an error."""
+        if ratio is not None and self.ratio is not None and int(ratio) != self.ratio:
+            raise UserError(f"metric {self.name!r}: the option ratio={self.ratio} contradicts the data, whose "
+                            f"PAN/MS ratio is {int(ratio)}; drop the option (the ratio is read from the data)")
+        self._data_ratio = None if ratio is None else int(ratio)
+
     def _ratio(self, sensor: Sensor | None) -> int:
+        if self._data_ratio is not None:
+            return self._data_ratio
         if self.ratio is not None:
             return self.ratio
         if sensor is None:
-            raise UserError(f"metric {self.name!r} needs the sensor (or the ratio option) for the PAN/MS ratio")
+            raise UserError(f"metric {self.name!r} needs the PAN/MS ratio: pass the MS (the ratio is read from its "
+                            "shape), ratio=, or the sensor")
         return sensor.ratio
 
     def _dn_fused(self, fused: torch.Tensor, sensor: Sensor | None) -> torch.Tensor:
         x = fused.detach().to(torch.float64) * self._factor(sensor)
-        return Fm.threshold_dn(x, sensor.bit_depth) if self.threshold else x
+        return Fm.threshold_dn(x, self._bits(sensor)) if self.threshold else x
 
     def _by_sensor(self, sensor: Any, n: int, fn) -> torch.Tensor:
         groups = group_by_sensor(sensor, n)
@@ -101,6 +122,14 @@ class _Metric:
                 out = v.new_empty(n)
             out[idx.to(v.device)] = v
         return out
+
+
+def data_ratio(ms: torch.Tensor, pan: torch.Tensor, what: str = "metric") -> int:
+    """The PAN/MS ratio of the data: PAN size / MS size, one integer >= 1 in both dimensions."""
+    (ph, pw), (mh, mw) = pan.shape[-2:], ms.shape[-2:]
+    if mh == 0 or mw == 0 or ph % mh or pw % mw or ph // mh != pw // mw:
+        raise UserError(f"{what}: PAN {ph}x{pw} and MS {mh}x{mw} are not one integer ratio apart")
+    return ph // mh
 
 
 def _as4(x: torch.Tensor, what: str) -> torch.Tensor:
@@ -129,8 +158,11 @@ class ReferenceMetric(_Metric):
 
     @torch.no_grad()
     def __call__(self, fused: torch.Tensor, reference: torch.Tensor, sensor: Any = None,
-                 cache: dict | None = None) -> torch.Tensor:
+                 cache: dict | None = None, ratio: int | None = None) -> torch.Tensor:
+        """``ratio``: the data's PAN/MS ratio (the evaluator passes it from the MS and PAN shapes);
+        metrics that use none ignore it."""
         f, r = _as4(fused, self.name), _as4(reference, self.name)
+        self._set_data_ratio(ratio)
         if f.shape != r.shape:
             raise UserError(f"metric {self.name!r}: fused {tuple(f.shape)} and reference {tuple(r.shape)} must "
                             "have the same shape")
@@ -142,7 +174,8 @@ class ReferenceMetric(_Metric):
             k = self._factor(sens)
             # the cropped DN images, shared with the other metrics scoring the same batch
             state = cache.setdefault((getattr(sens, "name", None), None if idx is None else tuple(idx.tolist())), {})
-            fd_key, rd_key = ("fused", k, self.threshold, "cut", self.cut), ("ref", k, "cut", self.cut)
+            th = self._bits(sens) if self.threshold else False
+            fd_key, rd_key = ("fused", k, th, "cut", self.cut), ("ref", k, "cut", self.cut)
             if fd_key not in state:
                 state[fd_key] = Fm.cut_bounds(self._dn_fused(_sel(f, idx), sens), self.cut)
             if rd_key not in state:
@@ -161,8 +194,9 @@ class PSNR(ReferenceMetric):
     name, higher_is_better = "psnr", True
     title, decimals, ideal, unit = "PSNR", 2, math.inf, "dB"
 
-    def __init__(self, data_range: float = 1.0, cut: int = 0) -> None:
-        super().__init__(cut=cut, scale=1)
+    def __init__(self, data_range: float = 1.0, cut: int = 0, ratio: int | None = None,
+                 bit_depth: int | None = None) -> None:
+        super().__init__(cut=cut, scale=1)  # on the images as given: ratio and bit_depth accepted, unused
         self.data_range = float(data_range)
 
     def compute(self, fused, ref, sensor):
@@ -176,7 +210,8 @@ class SSIM(ReferenceMetric):
     title = "SSIM"
 
     def __init__(self, data_range: float = 1.0, window_size: int = 11, sigma: float = 1.5,
-                 padding: str = "reflect", clamp: bool = False, cut: int = 0) -> None:
+                 padding: str = "reflect", clamp: bool = False, cut: int = 0, ratio: int | None = None,
+                 bit_depth: int | None = None) -> None:
         from panfw.ops.ssim import PADDINGS
 
         super().__init__(cut=cut, scale=1)
@@ -200,10 +235,11 @@ class SAM(ReferenceMetric):
     name, higher_is_better = "sam", False
     title, decimals, ideal, unit = "SAM", 3, 0.0, "deg"
 
-    def __init__(self, units: str = "deg", cut: int = 21, threshold: bool = False, scale: Any = "sensor") -> None:
+    def __init__(self, units: str = "deg", cut: int = 21, threshold: bool = False, scale: Any = "sensor",
+                 ratio: int | None = None, bit_depth: int | None = None) -> None:
         if units not in ("deg", "rad"):
             raise UserError(f"metric 'sam' units={units!r} is not accepted; accepted: deg, rad")
-        super().__init__(cut=cut, threshold=threshold, scale=scale)
+        super().__init__(cut=cut, threshold=threshold, scale=scale, bit_depth=bit_depth)
         self.units = units
 
     def compute(self, fused, ref, sensor):
@@ -217,8 +253,8 @@ class ERGAS(ReferenceMetric):
     title, decimals, ideal = "ERGAS", 3, 0.0
 
     def __init__(self, ratio: int | None = None, cut: int = 21, threshold: bool = False,
-                 scale: Any = "sensor") -> None:
-        super().__init__(cut=cut, threshold=threshold, scale=scale, ratio=ratio)
+                 scale: Any = "sensor", bit_depth: int | None = None) -> None:
+        super().__init__(cut=cut, threshold=threshold, scale=scale, ratio=ratio, bit_depth=bit_depth)
 
     def compute(self, fused, ref, sensor):
         return Fm.ergas(fused, ref, self._ratio(sensor))
@@ -230,8 +266,9 @@ class Q(ReferenceMetric):
     name, higher_is_better = "q", True
     title = "Q"
 
-    def __init__(self, block_size: int = 32, cut: int = 21, threshold: bool = False, scale: Any = "sensor") -> None:
-        super().__init__(cut=cut, threshold=threshold, scale=scale)
+    def __init__(self, block_size: int = 32, cut: int = 21, threshold: bool = False, scale: Any = "sensor",
+                 ratio: int | None = None, bit_depth: int | None = None) -> None:
+        super().__init__(cut=cut, threshold=threshold, scale=scale, bit_depth=bit_depth)
         self.block_size = _check_int("block_size", block_size, 2)
 
     def compute(self, fused, ref, sensor):
@@ -248,8 +285,9 @@ class Q2n(ReferenceMetric):
     name, higher_is_better, needs_dn = "q2n", True, True
     title = "Q2n"
 
-    def __init__(self, block_size: int = 32, cut: int = 21, threshold: bool = False, scale: Any = "sensor") -> None:
-        super().__init__(cut=cut, threshold=threshold, scale=scale)
+    def __init__(self, block_size: int = 32, cut: int = 21, threshold: bool = False, scale: Any = "sensor",
+                 ratio: int | None = None, bit_depth: int | None = None) -> None:
+        super().__init__(cut=cut, threshold=threshold, scale=scale, bit_depth=bit_depth)
         self.block_size = _check_int("block_size", block_size, 2)
 
     def compute(self, fused, ref, sensor):
@@ -262,8 +300,9 @@ class SCC(ReferenceMetric):
     name, higher_is_better = "scc", True
     title = "SCC"
 
-    def __init__(self, cut: int = 21, threshold: bool = False, scale: Any = "sensor") -> None:
-        super().__init__(cut=cut, threshold=threshold, scale=scale)
+    def __init__(self, cut: int = 21, threshold: bool = False, scale: Any = "sensor", ratio: int | None = None,
+                 bit_depth: int | None = None) -> None:
+        super().__init__(cut=cut, threshold=threshold, scale=scale, bit_depth=bit_depth)
 
     def compute(self, fused, ref, sensor):
         return Fm.scc(fused, ref)
@@ -284,7 +323,9 @@ class NoReferenceMetric(_Metric):
 
     @torch.no_grad()
     def __call__(self, fused: torch.Tensor, ms: torch.Tensor | None, pan: torch.Tensor, sensor: Any = None,
-                 lms: torch.Tensor | None = None, cache: dict | None = None) -> torch.Tensor:
+                 lms: torch.Tensor | None = None, cache: dict | None = None, ratio: int | None = None) -> torch.Tensor:
+        """The PAN/MS ratio is read from the ``ms`` and ``pan`` shapes; a ``ratio`` given here or as
+        the option that contradicts them is an error (without ``ms``: ``ratio``, the option, the sensor)."""
         f = _as4(fused, self.name)
         p = torch.as_tensor(pan)
         p = p[None, None] if p.dim() == 2 else (p[None] if p.dim() == 3 else p)
@@ -292,6 +333,13 @@ class NoReferenceMetric(_Metric):
         lm = None if lms is None else _as4(lms, self.name)
         if m is None and lm is None:
             raise UserError(f"metric {self.name!r} needs ms or lms")
+        if m is not None:
+            shape_ratio = data_ratio(m, p, self.name)
+            if ratio is not None and int(ratio) != shape_ratio:
+                raise UserError(f"metric {self.name!r}: ratio={ratio} contradicts the data: PAN "
+                                f"{tuple(p.shape[-2:])} / MS {tuple(m.shape[-2:])} = {shape_ratio}")
+            ratio = shape_ratio
+        self._set_data_ratio(ratio)
         cache = {} if cache is None else cache
 
         def run(s: Any, idx: torch.Tensor | None) -> torch.Tensor:
@@ -300,14 +348,14 @@ class NoReferenceMetric(_Metric):
             # one memo per sensor group: the caller's cache holds the same images for every metric
             key = (getattr(sens, "name", None), None if idx is None else tuple(idx.tolist()))
             state = cache.setdefault(key, {})
-            fd_key, pd_key = ("fused", k, self.threshold), ("pan", k)
+            fd_key, pd_key = ("fused", k, self._bits(sens) if self.threshold else False), ("pan", k)
             if fd_key not in state:
                 state[fd_key] = self._dn_fused(_sel(f, idx), sens)
             fd = state[fd_key]
             if pd_key not in state:
                 state[pd_key] = _sel(p, idx).to(fd.device, torch.float64) * k
             pd = state[pd_key]
-            lms_key = ("lms", k, self.ratio)
+            lms_key = ("lms", k, self._ratio(sens) if lm is None else None)
             if lms_key not in state:
                 if lm is not None:
                     state[lms_key] = _sel(lm, idx).to(fd.device, torch.float64) * k
@@ -369,8 +417,8 @@ class DLambda(NoReferenceMetric):
     title, ideal = "D_λ", 0.0
 
     def __init__(self, block_size: int = 32, p: float = 1, ratio: int | None = None, threshold: bool = False,
-                 scale: Any = "sensor") -> None:
-        super().__init__(block_size=block_size, threshold=threshold, scale=scale, ratio=ratio)
+                 scale: Any = "sensor", bit_depth: int | None = None) -> None:
+        super().__init__(block_size=block_size, threshold=threshold, scale=scale, ratio=ratio, bit_depth=bit_depth)
         self.p = p
 
     def compute(self, ctx):
@@ -384,8 +432,8 @@ class DS(NoReferenceMetric):
     title, ideal = "D_s", 0.0
 
     def __init__(self, block_size: int = 32, q: float = 1, ratio: int | None = None, threshold: bool = False,
-                 scale: Any = "sensor") -> None:
-        super().__init__(block_size=block_size, threshold=threshold, scale=scale, ratio=ratio)
+                 scale: Any = "sensor", bit_depth: int | None = None) -> None:
+        super().__init__(block_size=block_size, threshold=threshold, scale=scale, ratio=ratio, bit_depth=bit_depth)
         self.q = q
 
     def compute(self, ctx):
@@ -399,8 +447,9 @@ class QNR(NoReferenceMetric):
     title = "QNR"
 
     def __init__(self, block_size: int = 32, p: float = 1, q: float = 1, alpha: float = 1, beta: float = 1,
-                 ratio: int | None = None, threshold: bool = False, scale: Any = "sensor") -> None:
-        super().__init__(block_size=block_size, threshold=threshold, scale=scale, ratio=ratio)
+                 ratio: int | None = None, threshold: bool = False, scale: Any = "sensor",
+                 bit_depth: int | None = None) -> None:
+        super().__init__(block_size=block_size, threshold=threshold, scale=scale, ratio=ratio, bit_depth=bit_depth)
         self.p, self.q, self.alpha, self.beta = p, q, alpha, beta
 
     def compute(self, ctx):
@@ -414,8 +463,8 @@ class DLambdaK(NoReferenceMetric):
     title, ideal = "D_λ^K", 0.0
 
     def __init__(self, block_size: int = 32, ratio: int | None = None, threshold: bool = False,
-                 scale: Any = "sensor") -> None:
-        super().__init__(block_size=block_size, threshold=threshold, scale=scale, ratio=ratio)
+                 scale: Any = "sensor", bit_depth: int | None = None) -> None:
+        super().__init__(block_size=block_size, threshold=threshold, scale=scale, ratio=ratio, bit_depth=bit_depth)
 
     def _needs(self) -> str:
         return ", ".join(filter(None, [super()._needs(), "its MTF gains"]))
@@ -431,8 +480,8 @@ class HQNR(NoReferenceMetric):
     title = "HQNR"
 
     def __init__(self, block_size: int = 32, ratio: int | None = None, threshold: bool = False,
-                 scale: Any = "sensor") -> None:
-        super().__init__(block_size=block_size, threshold=threshold, scale=scale, ratio=ratio)
+                 scale: Any = "sensor", bit_depth: int | None = None) -> None:
+        super().__init__(block_size=block_size, threshold=threshold, scale=scale, ratio=ratio, bit_depth=bit_depth)
 
     def _needs(self) -> str:
         return ", ".join(filter(None, [super()._needs(), "its MTF gains"]))
