@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -109,6 +110,35 @@ def eval_wrong_band_count(tmp: Path) -> list[str]:
     return ["eval", str(tmp / "ck8.pt"), "--data", "synthetic:sensor=qb,n=1", "-o", str(tmp / "report")]
 
 
+def _h5(tmp: Path, name: str = "f.h5", **override) -> Path:
+    from helpers import write_h5
+
+    write_h5(tmp / name, n=2, c=4, size=16, **override)
+    return tmp / name
+
+
+def info_no_pan(tmp: Path) -> list[str]:
+    return ["data", "info", str(_h5(tmp, pan=None))]
+
+
+def info_not_a_ratio(tmp: Path) -> list[str]:
+    return ["data", "info", str(_h5(tmp, ms=np.zeros((2, 4, 5, 5))))]
+
+
+def info_nan(tmp: Path) -> list[str]:
+    gt = np.ones((2, 4, 16, 16))
+    gt[0, 0, 0, 0] = np.nan
+    return ["data", "info", str(_h5(tmp, gt=gt))]
+
+
+def check_nan(tmp: Path) -> list[str]:
+    gt = np.ones((2, 4, 16, 16))
+    gt[1, 2, 3, 4] = np.nan
+    (tmp / "pc").mkdir()
+    _h5(tmp / "pc", "test_qb_multiExm1.h5", gt=gt)
+    return ["data", "check", str(tmp / "pc")]
+
+
 def make_subpixel(tmp: Path) -> list[str]:
     s = _shifted_pair(tmp, 0.3)
     return ["data", "make", "--pan", str(s["pan"]), "--ms", str(s["ms"]), "--sensor", "qb", "-o",
@@ -132,6 +162,10 @@ CASES = [
     ("run_unwritable_output", run_unwritable, 2, ["afile"]),
     ("data_make_subpixel_offset", make_subpixel, 2, ["not aligned", "gdalwarp"]),
     ("eval_wrong_band_count", eval_wrong_band_count, 2, ["takes 8 bands", "has 4", "synthetic"]),
+    ("data_info_without_pan", info_no_pan, 2, ["not a usable PanCollection file", "missing key 'pan'"]),
+    ("data_info_sizes_not_a_ratio", info_not_a_ratio, 2, ["'ms' 5x5", "16x16", "ratio"]),
+    ("data_info_nan", info_nan, 2, ["'gt' has 1 non-finite"]),
+    ("data_check_nan", check_nan, 2, ["not usable"]),
 ]
 
 

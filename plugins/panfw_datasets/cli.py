@@ -27,6 +27,10 @@ def check_cmd(root: str | None) -> None:
             click.echo(f"      {row['detail']}")
     counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "missing", "invalid")}
     click.echo(f"{counts['ok']} valid, {counts['missing']} missing, {counts['invalid']} invalid")
+    if counts["invalid"]:
+        from panfw.errors import DataError
+
+        raise DataError(f"{counts['invalid']} file(s) under the data folder are not usable (marked !! above)")
 
 
 @data.command("info")
@@ -35,11 +39,15 @@ def check_cmd(root: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info_cmd(file: str, samples: int, as_json: bool) -> None:
     """Keys, shapes, dtype, value range and a sensor guess of an h5 FILE."""
-    from panfw_datasets.h5 import inspect_file
+    from panfw.errors import DataError
+    from panfw_datasets.h5 import contract_problems, inspect_file
 
     info = inspect_file(file, max_samples=samples)
+    problems = contract_problems(info)
     if as_json:
-        click.echo(json.dumps(info, indent=2, default=list))
+        click.echo(json.dumps({**info, "problems": problems}, indent=2, default=list))
+        if problems:
+            raise DataError(f"{file} is not a usable PanCollection file: {'; '.join(problems)}")
         return
     click.echo(f"{info['file']}  ({info['size_bytes'] / 2**20:.1f} MiB)")
     for key, e in info["keys"].items():
@@ -51,6 +59,8 @@ def info_cmd(file: str, samples: int, as_json: bool) -> None:
                 rng += f", {e['non_finite']} non-finite"
         click.echo(f"  {key:<4} {shape:<18} {e['dtype']}{rng}")
     click.echo(f"sensor guess: {info['sensor_guess']}")
+    if problems:
+        raise DataError(f"{file} is not a usable PanCollection file: {'; '.join(problems)}")
 
 
 @data.command("make")

@@ -301,6 +301,36 @@ def inspect_file(path: str | os.PathLike, max_samples: int = 32) -> dict:
     return info
 
 
+def contract_problems(info: dict) -> list[str]:
+    """What keeps a file from being a usable PanCollection file (``inspect_file``'s result): the keys
+    ms, lms, pan (and gt for reduced resolution), 4-D N x C x H x W with one N, a 1-band pan, lms/gt on
+    the pan grid, ms an integer ratio >= 2 smaller in both sizes, no non-finite values read."""
+    keys = info["keys"]
+    problems = [f"missing key {k!r}" for k in ("ms", "lms", "pan") if k not in keys]
+    shapes = {k: tuple(keys[k]["shape"]) for k in KEYS if k in keys}
+    for k, shape in shapes.items():
+        if len(shape) != 4:
+            problems.append(f"key {k!r} has shape {shape}, not N x C x H x W")
+    if problems:
+        return problems
+    n = {shape[0] for shape in shapes.values()}
+    if len(n) > 1:
+        problems.append(f"the keys have different sample counts: {', '.join(f'{k} {v[0]}' for k, v in shapes.items())}")
+    if shapes["pan"][1] != 1:
+        problems.append(f"'pan' has {shapes['pan'][1]} bands, not 1")
+    h, w = shapes["pan"][2:]
+    for k in ("lms", "gt"):
+        if k in shapes and shapes[k][2:] != (h, w):
+            problems.append(f"{k!r} is {shapes[k][2]}x{shapes[k][3]} but 'pan' is {h}x{w}")
+    mh, mw = shapes["ms"][2:]
+    if not mh or not mw or h % mh or w % mw or h // mh != w // mw or h // mh < 2:
+        problems.append(f"'ms' {mh}x{mw} and 'pan' {h}x{w} are not one integer ratio >= 2 apart")
+    for k, e in keys.items():
+        if e.get("non_finite"):
+            problems.append(f"{k!r} has {e['non_finite']} non-finite values in the first {e['samples_read']} samples")
+    return problems
+
+
 def check_root(root: str | os.PathLike | None) -> list[dict]:
     """For every sensor and split: the file found under root (or None), and whether it is valid."""
     base = data_root(root)
@@ -331,6 +361,9 @@ def check_root(root: str | os.PathLike | None) -> list[dict]:
                 try:
                     with _open(path) as f:
                         layout = validate_layout(path, f, get_sensor(sensor), split)
+                    bad = [p for p in contract_problems(inspect_file(path, max_samples=4)) if "non-finite" in p]
+                    if bad:
+                        raise DataError(f"file {str(path)!r}: {'; '.join(bad)}")
                     row.update(status="ok", detail=f"{layout['n']} samples, pan {layout['shapes']['pan'][2]}x"
                                                    f"{layout['shapes']['pan'][3]}")
                 except DataError as exc:
