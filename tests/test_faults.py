@@ -139,6 +139,18 @@ def check_nan(tmp: Path) -> list[str]:
     return ["data", "check", str(tmp / "pc")]
 
 
+def validate_unknown_fusion(tmp: Path) -> list[str]:
+    return ["validate", "quickstart", "-s", "model.fusion=no_such_block"]
+
+
+def validate_unknown_synthetic_sensor(tmp: Path) -> list[str]:
+    return ["validate", "quickstart", "-s", 'data.train=[{name="synthetic", sensor="no_such_sensor"}]']
+
+
+def run_unknown_fusion(tmp: Path) -> list[str]:
+    return ["run", "quickstart", "-s", "model.fusion=no_such_block", "-s", f"output.dir={tmp / 'runs'}"]
+
+
 def make_subpixel(tmp: Path) -> list[str]:
     s = _shifted_pair(tmp, 0.3)
     return ["data", "make", "--pan", str(s["pan"]), "--ms", str(s["ms"]), "--sensor", "qb", "-o",
@@ -166,6 +178,10 @@ CASES = [
     ("data_info_sizes_not_a_ratio", info_not_a_ratio, 2, ["'ms' 5x5", "16x16", "ratio"]),
     ("data_info_nan", info_nan, 2, ["'gt' has 1 non-finite"]),
     ("data_check_nan", check_nan, 2, ["not usable"]),
+    ("validate_unknown_fusion_block", validate_unknown_fusion, 2, ["model.fusion", "no_such_block", "conv1x1"]),
+    ("validate_unknown_synthetic_sensor", validate_unknown_synthetic_sensor, 2,
+     ["data.train[0]", "no_such_sensor", "wv3"]),
+    ("run_unknown_fusion_block_no_run_dir", run_unknown_fusion, 2, ["model.fusion", "no_such_block"]),
 ]
 
 

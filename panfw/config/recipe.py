@@ -142,7 +142,7 @@ class AdaptSpec:
     spectral_weight: float = _field(8.0, min=0)
     spatial_weight: float = _field(1.0, min=0)
     norm: str = _field("l1", choices=("l1", "l2", "charbonnier"), doc="norm of the full-resolution losses")
-    quality_weight: float = _field(0.0, min=0, doc="weight of the D_s-like loss spatial_quality (FR steps)")
+    quality_weight: float = _field(0.5, min=0, doc="weight of the D_s-like loss spatial_quality (FR steps)")
     quality_block: int = _field(16, min=2, doc="block side of spatial_quality")
     schedule: str = _field("cosine", choices=("cosine", "constant"), doc="alternation learning rate: cosine "
                            "from lr to lr/10, or constant")
@@ -441,6 +441,54 @@ def _unstructure(obj: Any) -> Any:
 # names against the registries
 
 
+def _trial_builds(recipe: Recipe, guard: Any) -> None:
+    """Build what the recipe names, so the names and values inside options (a fusion block, a
+    synthetic sensor) are checked here, before a run directory exists. A dataset whose files are not
+    there yet (a DataError) is left to the run; every other refusal names the recipe key."""
+    from panfw.errors import DataError
+    from panfw.plugins import registry
+    from panfw.sensors import get_sensor
+
+    def datasets(section: str, split: str) -> None:
+        for i, ds in enumerate(getattr(recipe.data, section)):
+            def build(d: DatasetSpec = ds) -> None:
+                try:
+                    registry("datasets").build(d.name, split, context={"root": recipe.data.root or None},
+                                               **d.options)
+                except DataError:
+                    pass  # missing or unreadable data files: the run says which
+            guard(("data", section, i), build)
+
+    datasets("train", "train")
+    datasets("test", "test_rr")
+    for i, term in enumerate(recipe.loss.terms):
+        guard(("loss", "terms", i), lambda t=term: registry("losses").build(t.name, **t.options))
+    entry = registry("models").get(recipe.model.name)
+    first = (recipe.data.train or recipe.data.test or [None])[0]
+    opts = dict(first.options) if first is not None else {}
+    bands, sensor = opts.get("bands"), opts.get("sensor")
+    try:
+        sens = get_sensor(sensor) if isinstance(sensor, str) else None
+    except UserError:
+        sens = None
+    if not isinstance(bands, int):  # "bgrn" picks 4, "all" / none: the sensor's
+        bands = 4 if isinstance(bands, str) and bands.lower() == "bgrn" else (sens.n_bands if sens else 4)
+    context = {"bands": entry.meta.get("fixed_bands") or bands, "sensor": sens.name if sens else None,
+               "ratio": sens.ratio if sens else None}
+    try:
+        registry("models").build(recipe.model.name, context=context, **recipe.model.options)
+    except RecipeError:
+        raise
+    except UserError as exc:  # name the option whose value was refused, where one can be told
+        key = next((k for k, v in recipe.model.options.items()
+                    if isinstance(v, str | int | float) and repr(v) in str(exc)), "name")
+
+        def again(e: UserError = exc) -> None:
+            raise e
+
+        guard(("model", key), again)
+
+
 def check_names(recipe: Recipe, origins: dict | None = None, source: str = "<recipe>") -> None:
     """Check registry names and factory options (model, loss terms, datasets, metrics, baselines)."""
     from panfw.plugins import registry
@@ -469,6 +517,7 @@ def check_names(recipe: Recipe, origins: dict | None = None, source: str = "<rec
             guard(("eval", section, i), lambda n=name: registry("metrics").get(n))
     for i, name in enumerate(recipe.eval.baselines):
         guard(("eval", "baselines", i), lambda n=name: registry("models").get(n))
+    _trial_builds(recipe, guard)
     if recipe.eval.rr_metrics and recipe.eval.best not in recipe.eval.rr_metrics:
         raise _fail(origins, ("eval", "best"), source,
                     f"{recipe.eval.best!r} is not one of eval.rr_metrics"
