@@ -263,3 +263,20 @@ def test_no_output_partial_left_after_a_failed_write(tmp_path):
     res = CliRunner().invoke(build_cli(), _fuse(s, tmp_path / "o.tif", "--bits", "0"))
     assert res.exit_code == 2
     assert not (tmp_path / "o.tif").exists() and not list(tmp_path.glob(".*partial"))
+
+
+def test_a_recipe_without_test_sets_trains_and_says_it_is_not_evaluated(tmp_path, monkeypatch):
+    """No [[data.test]]: no metric error on training patches at the end; the run says why."""
+    from panfw.cli import build_cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.toml").write_text(
+        'name = "notest"\n[model]\nname = "pantiny_small"\n[[loss.terms]]\nname = "l1"\n'
+        '[[data.train]]\nname = "synthetic"\nsensor = "qb"\nn = 8\nsize = 32\n'
+        '[train]\nsteps = 1\nbatch_size = 4\ndevice = "cpu"\n[eval]\nbaselines = []\nfigures = 0\n'
+        f'[output]\ndir = "{(tmp_path / "runs").as_posix()}"\n')
+    res = CliRunner().invoke(build_cli(), ["run", "r.toml"])
+    assert res.exit_code == 0, res.output
+    assert "no [[data.test]]" in res.output and "not evaluated" in res.output
+    run = next((tmp_path / "runs" / "notest").iterdir())
+    assert (run / "last.pt").is_file() and (run / "report.md").is_file()

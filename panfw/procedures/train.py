@@ -24,7 +24,7 @@ from torch import nn
 import panfw.engine.distributed as D
 from panfw.config.recipe import Recipe
 from panfw.engine.callbacks import BestModel, Checkpoint, EMACallback, EvalEvery, LRSchedule, save_every_steps
-from panfw.engine.data import ResumableSampler, build_test_sets, build_train_data, collate_fn, test_specs
+from panfw.engine.data import ResumableSampler, build_test_sets, build_train_data, collate_fn
 from panfw.engine.ema import EMA
 from panfw.engine.evaluate import baseline_cost, baseline_model, evaluate, format_scores, mean_over_sets
 from panfw.engine.loop import Loop, Optimization
@@ -75,6 +75,10 @@ class TrainProcedure:
         self.device = world.device
         self.state = LoopState()
         self.notes: list[str] = []
+        if not recipe.data.test:
+            self.notes.append("the recipe has no [[data.test]]: the run is not evaluated (no scores, no best.pt by "
+                              "eval.best, a report without tables); add test sets to score it, or score a "
+                              "checkpoint later with panfw eval CHECKPOINT --data NAME")
         self.shown: dict = {}
         self.log: RunLog | None = None
 
@@ -95,8 +99,10 @@ class TrainProcedure:
             td.dataset, batch_size=self.sampler.local_batch, sampler=self.sampler,
             num_workers=r.data.num_workers, collate_fn=collate_fn(),
             pin_memory=self.device.type == "cuda", generator=self._loader_gen, persistent_workers=False)
-        self.test_sets = (build_test_sets(test_specs(r), r.data.root, max_images=r.eval.max_images)
-                          if self.main else [])
+        # no [[data.test]]: nothing is evaluated (training patches are too small to score, e.g. for the
+        # toolbox's 21-pixel border cut); the run says so and still saves its checkpoints
+        self.test_sets = (build_test_sets(r.data.test, r.data.root, max_images=r.eval.max_images)
+                          if self.main and r.data.test else [])
 
         import panfw
 
