@@ -133,6 +133,23 @@ def metric_table(rows: list[dict], res: str, meta: Any = None, sections: bool = 
     return "\n".join(lines)
 
 
+def metric_tables(rows: list[dict], res: str, meta: Any = None, sections: bool = True) -> list[tuple[str, str]]:
+    """(test set, table) per test set: ``metric_table`` of one set at a time, so a table has three
+    columns plus one per metric and reads on a screen (the combined table grows with every set)."""
+    labels: list[str] = []
+    for row in rows:
+        for label, r in row["results"].items():
+            if res in r and label not in labels:
+                labels.append(label)
+    out = []
+    for label in labels:
+        one = [{**row, "results": {label: row["results"][label]}} for row in rows if label in row["results"]]
+        table = metric_table(one, res, meta, sections)
+        if table:
+            out.append((label, table))
+    return out
+
+
 def as_results(results: Results | dict) -> Results:
     """A Results (results.json's dict is read with ``Results.from_dict``)."""
     return results if isinstance(results, Results) else Results.from_dict(results)
@@ -179,15 +196,19 @@ def report_markdown(results: Results | dict, figures: list[str]) -> str:
     meta = as_results(results)
     rows = rows_of(meta)
     parts = [f"# {meta.name or 'panfw run'}", "", " ".join(_summary(meta)), ""]
-    rr = metric_table(rows, "rr", meta)
+    rr = metric_tables(rows, "rr", meta)
     if rr:
         parts += ["## Reduced resolution", "",
-                  "Per-image means over each test set (PSNR in dB, SAM in degrees).", "", rr, ""]
-    fr = metric_table(rows, "fr", meta)
+                  "Per-image means over each test set (PSNR in dB, SAM in degrees), one table per set.", ""]
+        for label, table in rr:
+            parts += [f"### {label}", "", table, ""]
+    fr = metric_tables(rows, "fr", meta)
     if fr:
         parts += ["## Full resolution", "",
                   "No-reference indices; reference metrics too where the data keeps the true "
-                  "high-resolution image (synthetic sets).", "", fr, ""]
+                  "high-resolution image (synthetic sets); one table per set.", ""]
+        for label, table in fr:
+            parts += [f"### {label}", "", table, ""]
     if figures:
         parts += ["## Figures", ""]
         for f in figures:
@@ -231,9 +252,11 @@ def write_comparison(sweep_dir: str | Path, name: str, variants: dict[str, Resul
              f"{len(rows)} variants; per-image means of the final weights of each run "
              "(PSNR in dB, SAM in degrees).", ""]
     for res, head in (("rr", "Reduced resolution"), ("fr", "Full resolution")):
-        table = metric_table(rows, res, meta, sections=False)
-        if table:
-            parts += [f"## {head}", "", table, ""]
+        tables = metric_tables(rows, res, meta, sections=False)
+        if tables:
+            parts += [f"## {head}", ""]
+            for label, table in tables:
+                parts += [f"### {label}", "", table, ""]
     text = "\n".join(parts)
     Path(sweep_dir, "comparison.md").write_text(text, encoding="utf-8")
     return text
@@ -317,26 +340,28 @@ def stretch_limits(img: Any, idx: tuple[int, int, int]) -> tuple[Any, Any]:
 
 
 def plot_examples(images: list[dict], out: Path, label: str) -> Path | None:
-    """One row per image: upsampled MS | fused | reference | error map (mean |fused - ref| over bands)."""
+    """One row per image: PAN | upsampled MS | fused | reference | error map (mean |fused - ref| over
+    bands); without a reference: PAN | upsampled MS | fused."""
     if not images:
         return None
+    import numpy as np
+
     plt = _plt()
     has_ref = images[0].get("gt") is not None
-    cols = ["upsampled MS (lms)", "fused", "reference"] + (["|fused − reference|"] if has_ref else [])
-    if not has_ref:
-        cols = ["upsampled MS (lms)", "fused", "PAN"]
+    cols = ["PAN", "upsampled MS (lms)", "fused"] + (["reference", "|fused − reference|"] if has_ref else [])
     fig, axes = plt.subplots(len(images), len(cols), figsize=(2.6 * len(cols), 2.6 * len(images)),
                              squeeze=False)
     for r, im in enumerate(images):
         idx = rgb_indices(im["fused"].shape[0], im.get("sensor", ""))
         ref = im["gt"] if has_ref else im["lms"]
         lo, hi = stretch_limits(ref, idx)
-        panels = [true_colour(im["lms"], idx, lo, hi), true_colour(im["fused"], idx, lo, hi)]
+        pan = im["pan"][0].float().numpy()
+        p_lo, p_hi = np.percentile(pan, [2, 98])
+        panels = [np.clip((pan - p_lo) / max(p_hi - p_lo, 1e-12), 0, 1),
+                  true_colour(im["lms"], idx, lo, hi), true_colour(im["fused"], idx, lo, hi)]
         if has_ref:
             panels.append(true_colour(im["gt"], idx, lo, hi))
             err = (im["fused"].float() - im["gt"].float()).abs().mean(0).numpy()
-        else:
-            panels.append(im["pan"][0].numpy())
         for c, ax in enumerate(axes[r]):
             ax.set_xticks([])
             ax.set_yticks([])
