@@ -96,6 +96,10 @@ def export_unwritable(tmp: Path) -> list[str]:
     return ["export", "brovey", "--exported-program", "-o", str(_a_file(tmp) / "m.pt2")]
 
 
+def eval_unwritable(tmp: Path) -> list[str]:
+    return ["eval", "lms", "--data", "synthetic:sensor=qb,n=1", "--figures", "0", "-o", str(_a_file(tmp) / "r")]
+
+
 def run_unwritable(tmp: Path) -> list[str]:
     return ["run", "quickstart", "-s", f"output.dir={_a_file(tmp) / 'runs'}"]
 
@@ -171,6 +175,7 @@ CASES = [
     ("export_two_formats", export_two_formats, 2, ["one format per call", "--onnx", "--exported-program"]),
     ("export_existing_output", export_existing, 2, ["exists", "--overwrite"]),
     ("export_unwritable_output", export_unwritable, 2, ["afile"]),
+    ("eval_unwritable_output", eval_unwritable, 2, ["afile"]),
     ("run_unwritable_output", run_unwritable, 2, ["afile"]),
     ("data_make_subpixel_offset", make_subpixel, 2, ["not aligned", "gdalwarp"]),
     ("eval_wrong_band_count", eval_wrong_band_count, 2, ["takes 8 bands", "has 4", "synthetic"]),
