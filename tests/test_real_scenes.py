@@ -375,3 +375,15 @@ def test_bit_depth_sets_the_dn_scale():
     assert not torch.equal(q16, q11)  # Q2n casts to uint16: the DN scale matters
     no_sensor = panfw.create_metric("q2n", bit_depth=16)(t["fused"], t["gt"])
     torch.testing.assert_close(no_sensor, q16)
+
+
+def test_a_test_set_on_its_own_dn_scale_gives_the_metrics_its_bit_depth():
+    """16-bit data of an 11-bit sensor (a TIFF folder with scale=65535) is scored on its DN scale."""
+    from types import SimpleNamespace
+
+    from panfw.engine.evaluate import _evaluator
+
+    ev = _evaluator(["q2n", "hqnr", "psnr"], "qb", SimpleNamespace(scale=65535.0))
+    assert {k: m.bit_depth for k, m in ev.metrics.items()} == {"q2n": 16, "hqnr": 16, "psnr": None}
+    ev = _evaluator(["q2n"], "qb", SimpleNamespace(scale=2047.0))
+    assert ev.metrics["q2n"].bit_depth is None

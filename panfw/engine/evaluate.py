@@ -15,11 +15,28 @@ from panfw.engine.data import TestSet, eval_batch_size, iterate_batches
 __all__ = ["baseline_cost", "baseline_model", "evaluate", "format_scores", "mean_over_sets"]
 
 
-def _evaluator(names: list[str], sensor: str) -> Any:
-    from panfw.evaluation import Evaluator
+def _evaluator(names: list[str], sensor: str, dataset: Any = None) -> Any:
+    import math
 
+    import panfw
+    from panfw.evaluation import Evaluator
+    from panfw.sensors import get_sensor
+
+    # a set whose digital numbers are not the sensor's (a TIFF folder of 16-bit data of an 11-bit sensor,
+    # scale=65535) is scored on its own DN scale: the metrics get its bit depth
+    specs: list[Any] = list(names)
+    scale = getattr(dataset, "scale", None)
+    if isinstance(scale, int | float) and scale > 1:
+        bits = math.log2(float(scale) + 1)
+        try:
+            own = get_sensor(sensor).bit_depth if sensor else None
+        except Exception:  # noqa: BLE001 - an unknown sensor name is the metric's to report
+            own = None
+        if bits.is_integer() and int(bits) != own:
+            specs = [(n, {"bit_depth": int(bits)}) if "bit_depth" in panfw.registry("metrics").get(n).options
+                     else n for n in names]
     # one process scores the whole set (rank 0 under torchrun): no gathering across ranks
-    return Evaluator(names, sensor, all_gather=lambda obj: [obj])
+    return Evaluator(specs, sensor, all_gather=lambda obj: [obj])
 
 
 def _to(batch: dict, device: torch.device) -> dict:
@@ -48,7 +65,7 @@ def evaluate(model_for: Callable[[TestSet], Any], test_sets: list[TestSet],
             names = list(rr_metrics) if ts.resolution == "rr" else list(fr_metrics)
             if ts.resolution == "fr" and "gt" in first:
                 names = names + [m for m in rr_metrics if m not in names]
-            ev = _evaluator(names, ts.sensor)
+            ev = _evaluator(names, ts.sensor, ts.dataset)
             bs = eval_batch_size(first)
             t0, n_img = time.perf_counter(), 0
             for batch in iterate_batches(ts.dataset, bs):
