@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from panfw.layers import cpu as _cpu
 from panfw.layers.attention import ChannelAttention
 from panfw.layers.conv import conv1x1
 from panfw.layers.mlp import GatedFeedForward
@@ -61,5 +62,7 @@ class TransformerBlock(nn.Module):
         self.ffn = GatedFeedForward(dim, int(dim * ffn_factor), bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _cpu.applies(self, x):  # CPU inference: the same numbers, stripe by stripe (layers/cpu.py)
+            return _cpu.transformer_block(self, x)
         x = x + self.attn(self.norm1(x))
         return x + self.ffn(self.norm2(x))

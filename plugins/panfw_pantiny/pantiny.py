@@ -23,6 +23,7 @@ from panfw.layers import (
     TransformerBlock,
     conv1x1,
     conv3x3,
+    cpu,
     resize_to,
 )
 
@@ -57,6 +58,8 @@ class AttentionGateFusion(nn.Module):
         self.proj = conv1x1(cin, dim)
 
     def forward(self, feat: torch.Tensor, pan: torch.Tensor) -> torch.Tensor:
+        if cpu.inference(self, feat):  # the same numbers without the concatenation (layers/cpu.py)
+            return cpu.gated_fusion(self.gate[0], self.gate[2], self.proj, feat, resize_to(pan, feat))
         x = torch.cat([feat, resize_to(pan, feat)], dim=1)
         w = self.gate(x)
         return self.proj(x) * w + feat * (1 - w)
