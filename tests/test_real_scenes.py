@@ -387,3 +387,36 @@ def test_a_test_set_on_its_own_dn_scale_gives_the_metrics_its_bit_depth():
     assert {k: m.bit_depth for k, m in ev.metrics.items()} == {"q2n": 16, "hqnr": 16, "psnr": None}
     ev = _evaluator(["q2n"], "qb", SimpleNamespace(scale=2047.0))
     assert ev.metrics["q2n"].bit_depth is None
+
+
+def test_half_pixel_pair_output_is_georeferenced_on_the_cropped_pan(scenes, tmp_path):
+    s = scenes["r2_16bit_half_pixel_extra_row"]
+    _fuse(s, "gsa", tmp_path / "o.tif", 64, "qb")
+    with rasterio.open(s["pan"]) as p, rasterio.open(tmp_path / "o.tif") as o:
+        k = s["ratio"] - 1  # PAN pixels dropped at the start of each axis
+        assert o.transform.c == pytest.approx(p.transform.c + k * p.transform.a)
+        assert o.transform.f == pytest.approx(p.transform.f + k * p.transform.e)
+        assert (o.height, o.width) == (2 * (s["ms_array"].shape[1] - 1), 2 * (s["ms_array"].shape[2] - 1))
+
+
+def test_large_scene_statistics_from_a_central_window(scenes, tmp_path):
+    s = scenes["r4_11bit"]
+    rep = _fuse(s, "gsa", tmp_path / "o.tif", 48, "qb", stats_size=64)
+    assert any("central 64x64" in n for n in rep.notes)
+    full = _fuse(s, "gsa", tmp_path / "f.tif", 48, "qb")
+    assert not any("central" in n for n in full.notes)
+    assert not np.array_equal(_read(rep.out), _read(full.out))  # other statistics, said in the note
+
+
+def test_data_make_aligns_a_half_pixel_pair_and_crops_to_the_ratio(tmp_path):
+    import h5py
+    from helpers import write_scene_pair
+
+    from panfw_datasets.make import make_h5
+
+    s = write_scene_pair(tmp_path / "mk", ratio=4, ms_size=(26, 23), half_pixel=True)
+    res = make_h5(s["pan"], s["ms"], "qb", tmp_path / "o.h5", patch=8)
+    assert res["overlap_ms"] == (24, 20)  # 25x22 after the alignment's first pixel, then multiples of 4
+    assert any("Landsat" in n for n in res["notes"]) and any("multiple of the ratio" in n for n in res["notes"])
+    with h5py.File(tmp_path / "o.h5") as f:
+        np.testing.assert_array_equal(f["gt"][0], s["ms_array"][:, 1:9, 1:9])  # gt = the aligned MS
