@@ -691,8 +691,11 @@ class AdaptProcedure:
         if self.data is None:
             from panfw.inference.scene import fuse_scene
 
+            # adapt replaced its output before fuse refused existing files; an --overwrite rule for
+            # adapt (checked before the adaptation, not after it) is adapt's to add
             rep = fuse_scene(self.pan, self.ms, model, self.out, bits=self.bits, tile=self.spec.tile,
-                             overlap=self.spec.overlap, device=str(self.device), progress=self.progress)
+                             overlap=self.spec.overlap, device=str(self.device), progress=self.progress,
+                             overwrite=True)
             self.echo(rep.summary())
         else:
             self._save_sample(model)
