@@ -17,7 +17,7 @@ TUTORIALS = ROOT / "docs" / "tutorials"
 def run_tutorial(name: str, tmp_path: Path, *args: str, timeout: int = 300) -> str:
     """Run ``docs/tutorials/NAME.py --tiny --out TMP`` in a fresh process from a folder that is not the
     checkout (the bundled recipes are found by name); return its output."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg", PANFW_STRICT_PLUGINS="0")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, str(TUTORIALS / f"{name}.py"), "--tiny", "--out", str(out), *args],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
