@@ -82,7 +82,7 @@ def main() -> None:
     panfw = shutil.which("panfw") or str(Path(sys.executable).with_name("panfw"))
     cmd = [panfw, "fuse", "--pan", str(pan), "--ms", str(ms), "--model", args.model, "-o", str(out),
            "--bits", "11", "--tile", str(args.tile), "--overlap", str(args.overlap), "--device", "cpu",
-           "--backend", args.backend]
+           "--backend", args.backend, "--overwrite"]  # reruns replace the previous output
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     print("command:", " ".join(cmd[0:1] + [c if "/" not in c else Path(c).name for c in cmd[1:]]))
     load = os.getloadavg()
