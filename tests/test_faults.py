@@ -58,6 +58,10 @@ def fuse_subpixel(tmp: Path) -> list[str]:
     return _fuse(_shifted_pair(tmp, 0.3), tmp / "o.tif", "--bits", "11")
 
 
+def fuse_half_pixel_odd_ratio(tmp: Path) -> list[str]:
+    return _fuse(_shifted_pair(tmp, 0.5, ratio=3), tmp / "o.tif", "--bits", "11")
+
+
 def fuse_bits(bits: str) -> Callable[[Path], list[str]]:
     return lambda tmp: _fuse(_pair(tmp), tmp / "o.tif", "--bits", bits)
 
@@ -164,6 +168,7 @@ def make_subpixel(tmp: Path) -> list[str]:
 CASES = [
     ("fuse_existing_output", fuse_existing, 2, ["exists", "--overwrite"]),
     ("fuse_subpixel_offset", fuse_subpixel, 2, ["not aligned", "0.30", "gdalwarp"]),
+    ("fuse_half_pixel_at_an_odd_ratio", fuse_half_pixel_odd_ratio, 2, ["odd ratio 3", "0.50", "gdalwarp"]),
     ("fuse_bits_0", fuse_bits("0"), 2, ["--bits 0", "1 to 16"]),
     ("fuse_bits_40", fuse_bits("40"), 2, ["--bits 40", "uint16", "1 to 16"]),
     ("fuse_unknown_option", fuse_option("no_such=1"), 2, ["no_such", "floor_ms"]),

@@ -221,12 +221,13 @@ def align_axis(ms_origin: float, pan_origin: float, pan_res: float, ratio: int, 
     frac = d - math.floor(d)
     if min(frac, 1 - frac) <= tol:  # MS centres on PAN pixel centres: exactly r·i + r//2 after a crop
         n0, half = round(d), ratio % 2 == 0
-    elif abs(frac - 0.5) <= tol:  # the corner-aligned convention (or its odd-ratio equivalent)
-        n0, half = round(d + 0.5), ratio % 2 == 1
-    else:
+    elif abs(frac - 0.5) <= tol and ratio % 2 == 0:  # the corner-aligned convention of even ratios
+        n0, half = round(d + 0.5), False
+    else:  # (at odd ratios corner alignment is exact and a half-pixel offset cannot be cropped away)
+        accepted = ("0, the usual corner alignment, or 0.5, MS pixel centres on PAN pixel centres" if ratio % 2 == 0
+                    else f"0, corner alignment, at the odd ratio {ratio}")
         raise DataError(f"{where}: the pixel grids are not aligned along {axis}: the PAN grid is offset by "
-                        f"{dx - math.floor(dx):.2f} of a PAN pixel from the MS pixel corners (accepted: 0, the "
-                        f"usual corner alignment, or 0.5, MS pixel centres on PAN pixel centres); "
+                        f"{dx - math.floor(dx):.2f} of a PAN pixel from the MS pixel corners (accepted: {accepted}); "
                         f"resample one image onto the other's grid first (e.g. gdalwarp -tap -tr with the "
                         f"PAN pixel size, or onto the MS grid x {ratio})")
     q = max(0, -(n0 // ratio)) if n0 < 0 else 0
