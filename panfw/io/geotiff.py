@@ -12,7 +12,8 @@ convention the data and models share. A PAN grid half a PAN pixel off the MS cor
 first PAN pixel centred on the first MS pixel) is detected, said, and aligned by cropping: the
 first MS row/column and the PAN pixels before the next MS pixel's place are dropped, after which MS
 pixel i sits exactly on PAN pixel ratio·i + ratio//2. Any other sub-pixel offset (more than 0.05 PAN
-pixel from both) is refused with the fix (resample with gdalwarp). PAN rows or columns beyond the MS
+pixel from both; at odd ratios, where corner alignment is exact, a half-pixel one too) is refused with
+the fix (resample with gdalwarp). PAN rows or columns beyond the MS
 footprint are cropped with a note. ``fuse`` then needs the two to cover the same ground (at most the
 alignment's first MS pixel and up to one MS pixel of PAN beyond the MS on each side left out); ``data make``
 uses their overlap. ``Pair.notes`` says what was done.
