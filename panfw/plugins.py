@@ -81,7 +81,7 @@ def _builtin_plugins() -> list[tuple[str, Callable[[], Any]]]:
     """The core modules that implement hooks, as (plugin name, loader)."""
 
     def runtimes() -> Any:
-        from panfw.inference import runtimes as module
+        from panfw.inference import plugin as module
 
         return module
 
@@ -115,10 +115,12 @@ class PluginSystem:
         self.registries = {kind: Registry(kind) for kind in KINDS}
         self.info: dict[str, PluginInfo] = {}
         self._loaded = False
+        self._pending: list[str] = []  # plugins whose register hooks have not run yet
 
     # -- loading -------------------------------------------------------------------------
-    def load_entrypoints(self) -> None:
-        """Load every ``panfw`` entry point once; failures are recorded, warned about, or raised."""
+    def load_entrypoints(self, register: bool = True) -> None:
+        """Load every ``panfw`` entry point once; failures are recorded, warned about, or raised.
+        ``register=False`` defers the register hooks to ``ensure_registered`` (plugin commands only)."""
         if self._loaded:
             return
         self._loaded = True
@@ -146,13 +148,22 @@ class PluginSystem:
         # pluggy calls the last-registered plugin first: registering in reverse makes the unmarked
         # hooks run in name order; all plugins are known before any hook runs, so tryfirst/trylast
         # order them across plugins
-        added = [name for module, name, info in reversed(loaded) if self._add(module, name, info)]
-        self._run_registration(added)
+        self._pending = [name for module, name, info in reversed(loaded) if self._add(module, name, info)]
+        if register:
+            self.ensure_registered()
+
+    def ensure_registered(self) -> None:
+        """Run the register hooks of the loaded plugins (once). Deferred until a registry is needed, so
+        ``panfw --help`` and plugin commands start without building every registry."""
+        pending, self._pending = self._pending, []
+        if pending:
+            self._run_registration(pending)
 
     def register(self, plugin: Any, name: str | None = None, info: PluginInfo | None = None) -> str:
         """Register a plugin object (module or instance with hookimpls) and run its register hooks."""
         name = name or getattr(plugin, "__name__", None) or repr(plugin)
         info = info or PluginInfo(name=name, module=getattr(plugin, "__name__", type(plugin).__name__))
+        self.ensure_registered()
         if self._add(plugin, name, info):
             self._run_registration([name])
         return name
@@ -274,14 +285,27 @@ class PluginSystem:
 _system: PluginSystem | None = None
 
 
-def get_system() -> PluginSystem:
-    """The process-wide plugin system, entry points loaded on first use."""
+def loaded_system() -> PluginSystem:
+    """The process-wide plugin system with its entry points imported, register hooks not yet run
+    (enough to add plugin commands to the command line)."""
     global _system
     if _system is None:
         system = PluginSystem()
-        system.load_entrypoints()  # kept only once loaded: a fatal load error repeats on every use
+        system.load_entrypoints(register=False)  # kept only once loaded: a fatal load error repeats
         _system = system
     return _system
+
+
+def get_system() -> PluginSystem:
+    """The process-wide plugin system, entry points loaded and registries filled on first use."""
+    global _system
+    system = loaded_system()
+    try:
+        system.ensure_registered()
+    except BaseException:
+        _system = None  # a fatal registration error repeats on every use
+        raise
+    return system
 
 
 def registry(kind: str) -> Registry:

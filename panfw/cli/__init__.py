@@ -181,11 +181,11 @@ cli.add_command(adapt_cmd)
 
 def build_cli() -> click.Group:
     """The command line with every plugin's commands added."""
-    from panfw.plugins import get_system
+    from panfw.plugins import loaded_system
 
     if not getattr(cli, "_plugins_added", False):
         cli._plugins_added = True
-        get_system().add_commands(cli)
+        loaded_system().add_commands(cli)
     return cli
 
 

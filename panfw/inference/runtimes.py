@@ -1,9 +1,10 @@
 """The core's runtimes: ways to run a model ``runtime(lms, pan, ms) -> hrms``.
 
-Registered through the ``register_runtimes`` hook like a plugin's (this module is loaded as a
-built-in plugin). A factory is ``factory(model_or_path, device="cpu", **options)``: ``model_or_path``
-is an ``nn.Module`` (a checkpoint's or a registered model, see ``panfw.io.resolve``) or, for the
-runtimes that run files, an exported file. Each entry's meta says:
+Registered through the ``register_runtimes`` hook like a plugin's (``panfw.inference.plugin`` is
+loaded as a built-in plugin and calls ``register_all``). A factory is
+``factory(model_or_path, device="cpu", **options)``: ``model_or_path`` is an ``nn.Module`` (a
+checkpoint's or a registered model, see ``panfw.io.resolve``) or, for the runtimes that run files,
+an exported file. Each entry's meta says:
 
 - ``tolerance``: largest |runtime - eager PyTorch| expected in the [0, 1] scale (the contract tests
   hold every runtime to it);
@@ -24,7 +25,6 @@ import torch
 from torch import nn
 
 from panfw.errors import UserError
-from panfw.hookspecs import hookimpl
 
 
 class Runtime:
@@ -254,9 +254,9 @@ def tensorrt_runtime(model: Any, device: str = "cuda", bands: int | None = None,
     return Runtime("tensorrt", device, _per_sample(trt_module), sizes=(spec.min_size, spec.max_size))
 
 
-@hookimpl
-def register_runtimes(register: Callable[..., None]) -> None:
-    """The core's runtimes: torch (eager and variants), onnxruntime, TensorRT."""
+def register_all(register: Callable[..., None]) -> None:
+    """The core's runtimes: torch (eager and variants), onnxruntime, TensorRT (called by
+    ``panfw.inference.plugin``'s ``register_runtimes`` hook)."""
     register("torch", torch_runtime, summary="Eager PyTorch (the reference); also runs .pt2 files",
              tolerance=0.0, available=_always, devices=("cpu", "cuda"), files=(".pt2",))
     register("torch_channels_last", torch_channels_last, summary="Eager PyTorch, channels-last weights and inputs",

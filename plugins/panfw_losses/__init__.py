@@ -2,11 +2,12 @@
 resolution): spectral_consistency, spatial_consistency. The core composes a recipe's weighted terms."""
 
 import panfw
-from panfw_losses.losses import LOSSES
 
 
 @panfw.hookimpl
 def register_losses(register):
+    from panfw_losses.losses import LOSSES  # here: loading the plugin imports no torch
+
     for name, factory in LOSSES.items():
         register(name, factory, kind="reference")  # forward(pred, target)
     from panfw_losses.no_reference import NO_REFERENCE_LOSSES  # full-resolution consistency (panfw adapt)

@@ -5,13 +5,11 @@ d_lambda_k, hqnr. ``panfw_metrics.functional`` holds the plain functions on DN t
 """
 
 import panfw
-from panfw_metrics import functional
-from panfw_metrics.metrics import METRICS, metric_meta
-
-__all__ = ["functional", "METRICS"]
 
 
 @panfw.hookimpl
 def register_metrics(register):
+    from panfw_metrics.metrics import METRICS, metric_meta  # here: loading the plugin imports no torch
+
     for name, cls in METRICS.items():
         register(name, cls, **metric_meta(cls))
