@@ -183,3 +183,18 @@ def test_console_script_exit_code_for_user_error(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "panfw", "validate", str(tmp_path / "x.toml")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_help_and_plugin_loading_import_no_torch():
+    """`panfw --help` stays fast: loading every plugin and building the command line imports no torch
+    (the register hooks, which import the implementations, run when a registry is first needed)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom panfw.cli import build_cli\n"
+            "r = CliRunner().invoke(build_cli(), ['--help'])\nassert r.exit_code == 0, r.output\n"
+            "assert 'data' in r.output and 'fuse' in r.output, r.output\n"
+            "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False", "panfw --help imported torch"
