@@ -11,9 +11,15 @@ outputs agree (relative max deviation) before timing. The timed calls alternate 
 implementations within each repeat, so machine load hits both alike; the table gives medians
 (min-max) and the ratio of medians, with the load average before and after.
 
-``--impls``: ``ref`` (benchmarks/ref_pantiny.py), ``panfw`` (the registered model, eager), and
-``rt:NAME`` for any registered runtime (``panfw.create("runtimes", NAME, model)``), e.g.
-``rt:torch_channels_last`` or ``rt:onnxruntime`` (inference only).
+``--impls``: ``ref`` (benchmarks/ref_pantiny.py), ``panfw`` (the registered model, eager: on the
+CPU without gradients its fast path, panfw/layers/cpu.py), ``plain`` (the same model with that path
+off: the plain modules, as exported and trained), and ``rt:NAME`` for any registered runtime
+(``panfw.create("runtimes", NAME, model)``), e.g. ``rt:onnxruntime`` (inference only).
+
+``--malloc-arena``: glibc serves tensors above 32 MB by fresh ``mmap`` pages, so every large
+activation is page-faulted again on each forward (a large share of the time on this VM, for every
+implementation alike); this flag raises glibc's mmap and trim thresholds first (``mallopt``) so freed
+memory is reused. Ratios are given for both settings.
 """
 
 from __future__ import annotations
@@ -59,6 +65,27 @@ def loadavg() -> str:
     return "/".join(f"{v:.1f}" for v in os.getloadavg())
 
 
+def malloc_arena() -> bool:
+    """Keep freed memory in glibc's heap (no fresh mmap pages per large tensor)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 1 << 31))
+
+
+def _plain(model: torch.nn.Module):
+    from panfw.layers import cpu
+
+    def run(*args):
+        with cpu.enabled(False):
+            return model(*args)
+    return run
+
+
 def inference_callables(name: str, impls: list[str], size: int) -> tuple[dict, tuple]:
     model, ref = build(name)
     model.eval(), ref.eval()
@@ -69,10 +96,15 @@ def inference_callables(name: str, impls: list[str], size: int) -> tuple[dict, t
             fns[impl] = ref
         elif impl == "panfw":
             fns[impl] = model
+        elif impl == "plain":
+            fns[impl] = _plain(model)
         elif impl.startswith("rt:"):
-            fns[impl] = panfw.create("runtimes", impl[3:], model, device="cpu")
+            from panfw.inference import build_runtime
+
+            fns[impl] = build_runtime(impl[3:], model, device="cpu",
+                                      context={"bands": 4, "ratio": 4, "size": size})
         else:
-            raise SystemExit(f"unknown --impls entry {impl!r}; accepted: ref, panfw, rt:NAME")
+            raise SystemExit(f"unknown --impls entry {impl!r}; accepted: ref, panfw, plain, rt:NAME")
     return fns, (lms, pan, ms)
 
 
@@ -153,11 +185,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2, help="untimed training steps first")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--malloc-arena", action="store_true", help="raise glibc's mmap threshold first")
     args = ap.parse_args()
+    arena = malloc_arena() if args.malloc_arena else False
     torch.set_num_threads(args.threads)
     impls = args.impls.split(",")
     print(f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} thread(s), "
-          f"{args.repeats} repeats; load before {loadavg()}\n")
+          f"{args.repeats} repeats; glibc arena for large tensors: {arena}; load before {loadavg()}\n")
     print("| what | model | impl | median (min-max) | ref / impl | deviation vs panfw | load 1/5/15 |")
     print("|---|---|---|---:|---:|---:|---|")
     for name in args.models.split(","):

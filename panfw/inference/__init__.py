@@ -38,7 +38,8 @@ def runtime_for(spec: Any, backend: str | None = None, device: str | None = None
                 sensor: str | None = None, ratio: int | None = None, size: int = 512,
                 model_options: dict | None = None, bit_depth: int | None = None, **options: Any) -> tuple[Any, Any]:
     """Resolve ``spec`` (module, checkpoint, run dir, registered name, exported file) and wrap it in
-    runtime ``backend`` (default: the one an exported file needs, else torch). Returns (runtime, Resolved)."""
+    runtime ``backend`` (default: the one an exported file needs, else the fastest here for the
+    model, ``panfw.inference.auto.choose_backend``; ``runtime.why`` says why). Returns (runtime, Resolved)."""
     from panfw.io.resolve import resolve_model
 
     device = pick_device(device)
@@ -51,7 +52,16 @@ def runtime_for(spec: Any, backend: str | None = None, device: str | None = None
             raise UserError(f"{res.source} is a {res.kind} file: it runs with --backend {model.name}, not "
                             f"{backend!r}; give a checkpoint or model name to use another runtime")
         return model, res
-    backend = backend or "torch"
+    if backend:
+        why = "--backend"
+    else:  # the fastest runtime here for this model (panfw.inference.auto)
+        from panfw.inference.auto import choose_backend
+
+        backend, why = choose_backend(model, device, res.name, res.source)
+        if backend == "onnxruntime":
+            from panfw.inference.auto import graph_cache
+
+            options.setdefault("cache_dir", graph_cache(res.source, res.options))
     if res.kind == "exported_program" and backend not in ("torch", "torch_channels_last", "torch_compile"):
         raise UserError(f"{res.source} is an ExportedProgram (.pt2): it runs with the torch runtimes, not "
                         f"{backend!r}; give the checkpoint to export it for another runtime")
@@ -59,4 +69,5 @@ def runtime_for(spec: Any, backend: str | None = None, device: str | None = None
     runtime = build_runtime(backend, model, device=device, context=context, **options)
     if res.sizes is not None and runtime.sizes is None:
         runtime.sizes = res.sizes
+    runtime.why = why
     return runtime, res

@@ -6,7 +6,11 @@ Steps: check that PAN and MS cover the same ground with an integer resolution ra
 numbers by the bit depth to [0, 1]; for each PAN tile (tiles overlap), read the MS window plus a
 margin, upsample it onto the PAN grid (23-tap interpolator or bicubic), run the model, blend the
 tile into a row stripe (``panfw.ops.tiling``); write each stripe as soon as no later tile touches
-it. Memory grows with the scene width and the tile size, never with the scene height.
+it. Reading, upsampling and the nodata masks run in a reader thread (``prefetch``) two tiles ahead
+of the model. Memory grows with the scene width and the tile size, never with the scene height.
+
+The default runtime is the fastest here for the model and the default overlap 4x the model's
+measured reach (``panfw.inference.auto``); the report's notes say which and why.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +193,7 @@ class _Plan:
     module: Any = None  # the nn.Module behind the runtime, when there is one
     rgb: tuple[int, int, int] | None = None  # 0-based output bands shown as R, G, B by --preview
     halo: int = 0  # PAN pixels of context read around each tile (the model's scene_halo)
+    notes: list[str] = attrs.field(factory=list)  # the runtime and overlap chosen, and why
 
 
 def fuse_scene(pan_path: str | Path, ms_path: str | Path, model: str | Path | nn.Module,
@@ -225,6 +230,7 @@ def fuse_scene(pan_path: str | Path, ms_path: str | Path, model: str | Path | nn
             pair.pan, pair.ms = pair.views()  # the aligned windows, read and georeferenced as rasters
             plan = _plan(pair, model, bits=bits, sensor=sensor, tile=tile, overlap=overlap, backend=backend,
                          device=device, bands=bands, upsample=upsample, model_options=model_options)
+            notes += plan.notes
             if out_path.exists() and not overwrite:  # after the checks: a bad option is named first
                 raise UserError(f"-o {out_path} exists; pass --overwrite to replace it (every panfw command "
                                 "that writes a file refuses to replace one without it)")
@@ -316,8 +322,10 @@ def _plan(pair: Any, model: Any, *, bits: int | None, sensor: str | None, tile: 
 
     pan, ms, ms_path, ratio = pair.pan, pair.ms, pair.ms_path, pair.ratio
     sens = get_sensor(sensor) if sensor else None
-    # defaults follow the ratio (512/64 at 2, 4, 8; 510/66 at 3); given values are checked as given
+    # defaults follow the ratio (tile 512 at 2, 4, 8; 510 at 3); the overlap default is set from the
+    # model's measured reach below (64, or the multiple of the ratio above it, until then)
     tile = tile if tile is not None else 512 - 512 % ratio
+    given_overlap = overlap
     overlap = overlap if overlap is not None else -(-64 // ratio) * ratio
     if tile <= 0 or overlap < 0 or tile % ratio or overlap % ratio:
         raise UserError(f"--tile {tile} and --overlap {overlap} must be multiples of the ratio {ratio} "
@@ -365,9 +373,18 @@ def _plan(pair: Any, model: Any, *, bits: int | None, sensor: str | None, tile: 
     nbits = _bit_depth(bits, sens, data, ms.dtypes[0], ms_path)
     out_picks = picks or list(range(1, ms.count + 1))
     rgb = _rgb_bands(out_picks, ms.count, dsens)
+    module = res.model_or_runtime if res.is_module else None
+    why = getattr(runtime, "why", "") or "the exported file's own"
+    notes = [f"runtime: {runtime.name} on {runtime.device} ({why}; --backend chooses another)"]
+    if given_overlap is None and tile < max(pan.height, pan.width):
+        from panfw.inference.auto import default_overlap
+
+        overlap, why = default_overlap(module, nbands or nb, ratio)
+        overlap = min(overlap, tile - ratio)
+        notes.append(f"tile overlap {overlap} px: {why} (--overlap sets it)")
     return _Plan(runtime=runtime, name=name, bands=nbands, picks=out_picks, rgb=rgb,
                  ratio=ratio, tile=tile, overlap=overlap, max_dn=float(2 ** nbits - 1), method=method,
-                 nodata=_out_nodata(pan, ms, ms.dtypes[0]), module=res.model_or_runtime if res.is_module else None)
+                 nodata=_out_nodata(pan, ms, ms.dtypes[0]), module=module, notes=notes)
 
 
 def _rgb_bands(picks: list[int], count: int, sensor: Any) -> tuple[int, int, int] | None:
@@ -412,6 +429,50 @@ def write_preview(tif: Path, png: Path, rgb: tuple[int, int, int] | None, size: 
     return png
 
 
+def prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """``items`` produced in a background thread, at most ``depth`` ahead of the consumer, so that
+    reading and upsampling tiles overlaps the model (torch and GDAL release the GIL); the producer's
+    exceptions are raised here, and it stops when the consumer does."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+            put(("end", end))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            put(("error", exc))
+
+    thread = threading.Thread(target=run, name="panfw-fuse-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _write(pan: Any, ms: Any, plan: _Plan, out_path: Path, compress: str | None, progress: bool) -> tuple[int, int]:
     """The tile loop: read (with the model's halo), upsample, run, blend, write finished row stripes.
     Returns the tile count and how many output values were clipped to the valid range."""
@@ -442,25 +503,38 @@ def _write(pan: Any, ms: Any, plan: _Plan, out_path: Path, compress: str | None,
             dst.update_tags(**ms.tags(), PANFW_MODEL=plan.name,
                             PANFW_BITS=str(int(round(math.log2(max_dn + 1)))),
                             PANFW_MS_BANDS=",".join(map(str, picks)))
-            for yi, y in enumerate(ys):
-                for x in xs:
-                    # the tile plus the model's halo, inside the scene; the output is cropped back
-                    wy0, wx0 = max(0, y - halo), max(0, x - halo)
-                    wh, ww = min(height, y + th + halo) - wy0, min(width, x + tw + halo) - wx0
-                    p = pan.read(1, window=Window(wx0, wy0, ww, wh), out_dtype="float32") / max_dn
-                    lo = torch.from_numpy(_read_ms(ms, picks, wy0 // r - m, wx0 // r - m, wh // r + 2 * m,
-                                                   ww // r + 2 * m) / max_dn)[None]
-                    lms = _upsample(lo, r, plan.method)[..., m * r:m * r + wh, m * r:m * r + ww]
-                    low = lo[..., m:m + wh // r, m:m + ww // r]
-                    out = plan.runtime(lms.contiguous(), torch.from_numpy(p)[None, None], low.contiguous())
+            def inputs():
+                """Reading, upsampling and nodata masks, in a reader thread ahead of the model."""
+                done = 0
+                for yi, y in enumerate(ys):
+                    for x in xs:
+                        # the tile plus the model's halo, inside the scene; the output is cropped back
+                        wy0, wx0 = max(0, y - halo), max(0, x - halo)
+                        wh, ww = min(height, y + th + halo) - wy0, min(width, x + tw + halo) - wx0
+                        p = pan.read(1, window=Window(wx0, wy0, ww, wh), out_dtype="float32") / max_dn
+                        lo = torch.from_numpy(_read_ms(ms, picks, wy0 // r - m, wx0 // r - m, wh // r + 2 * m,
+                                                       ww // r + 2 * m) / max_dn)[None]
+                        lms = _upsample(lo, r, plan.method)[..., m * r:m * r + wh, m * r:m * r + ww]
+                        low = lo[..., m:m + wh // r, m:m + ww // r]
+                        yield "tile", (y, x, wy0, wx0, lms.contiguous(), torch.from_numpy(p)[None, None],
+                                       low.contiguous())
+                    upto = ys[yi + 1] if yi + 1 < len(ys) else height  # the rows the blender hands back next
+                    yield "rows", (upto, _nodata_mask(pan, ms, picks, r, done, upto - done) if upto > done else None)
+                    done = upto
+
+            for kind, item in prefetch(inputs()):
+                if kind == "tile":
+                    y, x, wy0, wx0, lms, p, low = item
+                    out = plan.runtime(lms, p, low)
                     out = out[..., y - wy0:y - wy0 + th, x - wx0:x - wx0 + tw]
                     blender.add(y, x, out.detach().float().cpu()[0],
                                 tile_weight(y, x, th, tw, height, width, plan.overlap))
                     bar.update(1)
-                y0, rows = blender.pop(ys[yi + 1] if yi + 1 < len(ys) else height)
+                    continue
+                upto, mask = item
+                y0, rows = blender.pop(upto)
                 n = rows.shape[1]
                 if n:
-                    mask = _nodata_mask(pan, ms, picks, r, y0, n)
                     values, (n_low, n_high) = _to_dtype(rows.numpy(), dtype, max_dn, mask)
                     clipped += n_low + n_high
                     below += n_low

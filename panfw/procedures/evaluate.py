@@ -92,7 +92,7 @@ class EvaluateProcedure:
             ratio = int(resolved.data.get("ratio") or self.test_sets[0].ratio)
             if isinstance(model, torch.nn.Module):
                 cost = model_cost(model.cpu(), bands=bands, ratio=ratio)
-                model = self._runtime(model.to(dev).eval(), bands, ratio)
+                model = self._runtime(model.to(dev).eval(), bands, ratio, resolved)
             else:  # an exported file's runtime: no parameters to count, no FLOPs to trace
                 cost = {"params": None, "flops": None}
             self.model_for: Callable[[TestSet], Any] = lambda ts, m=model: m
@@ -106,16 +106,27 @@ class EvaluateProcedure:
             self.info = ModelInfo(name=spec, **cost)
         return self
 
-    def _runtime(self, model: Any, bands: int, ratio: int) -> Any:
-        """The model wrapped in runtime ``--backend`` (unchanged when none is given)."""
-        if not self.backend:
-            return model
+    def _runtime(self, model: Any, bands: int, ratio: int, resolved: Any = None) -> Any:
+        """The model wrapped in runtime ``--backend``, else in the fastest here for it
+        (``panfw.inference.auto.choose_backend``; eager torch: the model as it is)."""
         from panfw.inference.build import build_runtime, largest_image
 
+        backend, why, options = self.backend, "--backend", {}
+        if not backend:
+            from panfw.inference.auto import choose_backend, graph_cache
+
+            source = getattr(resolved, "source", None)
+            backend, why = choose_backend(model, str(self.device), getattr(resolved, "name", None), source)
+            if backend == "torch":
+                if resolved is not None:
+                    self.echo(f"runtime: torch on {self.device} ({why}; --backend chooses another)")
+                return model
+            options["cache_dir"] = graph_cache(source, getattr(resolved, "options", None))
         size = largest_image(self.test_sets)
-        rt = build_runtime(self.backend, model, device=str(self.device),
-                           context={"bands": bands, "ratio": ratio, "size": size, "max_size": max(size, 2048)})
-        self.echo(f"runtime: {rt.name} on {rt.device}")
+        rt = build_runtime(backend, model, device=str(self.device),
+                           context={"bands": bands, "ratio": ratio, "size": size, "max_size": max(size, 2048)},
+                           **options)
+        self.echo(f"runtime: {rt.name} on {rt.device} ({why})")
         return rt
 
     def run(self) -> Results:
