@@ -308,7 +308,8 @@ class Adapter:
         for bname, bmodel in self.baselines.items():
             scores[bname] = self._score(bmodel, win)
         seconds["scoring"] = time.perf_counter() - t1
-        best = {"hqnr": scores["unadapted"]["hqnr"], "step": -1, "state": copy.deepcopy(model.state_dict())}
+        best = {"hqnr": scores["unadapted"]["hqnr"], "step": -1, "state": copy.deepcopy(model.state_dict()),
+                "scores": scores["unadapted"]}
         hcurve = [(0, scores["unadapted"]["hqnr"])]
 
         total = int(s.warmup_steps) + int(s.steps)
@@ -326,44 +327,64 @@ class Adapter:
         opt = torch.optim.Adam(params, lr=s.warmup_lr, betas=(0.9, 0.999))
         from tqdm import tqdm
 
-        t2 = time.perf_counter()
-        for i in tqdm(range(total), desc="adapt", unit="step", disable=not self.progress, leave=False):
-            for grp in opt.param_groups:  # warm-up at its own rate, then the alternation's (cosine decay)
-                grp["lr"] = s.warmup_lr if i < s.warmup_steps else _cosine(s.lr, i - s.warmup_steps, s.steps,
-                                                                           s.schedule)
-            b = self._to(sampler.sample(i, schedule[i]))
+        from panfw.engine.loop import Loop, Optimization
+
+        def set_lr(i: int) -> None:  # warm-up at its own rate, then the alternation's (cosine decay)
+            lr = s.warmup_lr if i < s.warmup_steps else _cosine(s.lr, i - s.warmup_steps, s.steps, s.schedule)
+            for grp in opt.param_groups:
+                grp["lr"] = lr
+
+        def step(batch: tuple[int, dict]) -> torch.Tensor:
+            i, b = batch[0], self._to(batch[1])
             pred = model(b["lms"], b["pan"], b["ms"])
             if "gt" in b:
                 loss = self.rr_loss(pred, b["gt"])
                 curves["rr"].append((i, float(loss.detach())))
-            else:
-                spec = self.spectral(pred, b["ms"], b["pan"], sensor=self.sensor)
-                spat = self.spatial(pred, b["ms"], b["pan"], sensor=self.sensor)
-                loss = s.spectral_weight * spec + s.spatial_weight * spat
-                if self.quality is not None:
-                    loss = loss + s.quality_weight * self.quality(pred, b["ms"], b["pan"], sensor=self.sensor)
-                curves["fr"].append((i, float(loss.detach())))
-            if not math.isfinite(float(loss.detach())):
-                raise UserError(f"adapt: the loss became {float(loss.detach())} at step {i + 1}; try a lower adapt.lr "
-                                "or adapt.grad_clip = 1.0")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if s.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, s.grad_clip)
-            opt.step()
-            done = i + 1
-            if s.select == "hqnr" and s.select_every and done % s.select_every == 0 and done > s.warmup_steps \
-                    and done < total:
-                self._candidate(model, win, done, best, hcurve)
+                return loss
+            loss = (s.spectral_weight * self.spectral(pred, b["ms"], b["pan"], sensor=self.sensor)
+                    + s.spatial_weight * self.spatial(pred, b["ms"], b["pan"], sensor=self.sensor))
+            if self.quality is not None:
+                loss = loss + s.quality_weight * self.quality(pred, b["ms"], b["pan"], sensor=self.sensor)
+            curves["fr"].append((i, float(loss.detach())))
+            return loss
+
+        def batches(epoch: int, start: int):
+            for i in range(start, total):  # each step's crops depend on (seed, step) only
+                yield i, sampler.sample(i, schedule[i])
+
+        bar = tqdm(total=total, desc="adapt", unit="step", disable=not self.progress, leave=False)
+        adapter = self
+
+        class Hooks:
+            """Learning rate per step, the progress bar, HQNR candidates every select_every steps."""
+
+            def on_train_start(self, loop: Any) -> None:
+                set_lr(0)
+
+            def on_optimizer_step(self, loop: Any) -> None:
+                set_lr(loop.state.step + 1)
+                bar.update(1)
+
+            def on_step_end(self, loop: Any) -> None:
+                done = loop.state.step
+                if s.select == "hqnr" and s.select_every and done % s.select_every == 0 and done > s.warmup_steps:
+                    adapter._candidate(model, win, done, best, hcurve)
+
+        t2 = time.perf_counter()
+        loop = Loop(step=step, batches=batches, steps_per_epoch=total, total_steps=total,
+                    optimization=Optimization(opt, params, grad_clip=s.grad_clip), callbacks=[Hooks()])
+        try:
+            loop.run()
+        finally:
+            bar.close()
         if s.select == "hqnr":
-            self._candidate(model, win, total, best, hcurve)
+            if not hcurve or hcurve[-1][0] != total:
+                self._candidate(model, win, total, best, hcurve)
             model.load_state_dict(best["state"])
-            selected = best["step"]
-            adapted = self._score(model, win) if selected != total else None
+            selected, scores["adapted"] = best["step"], best["scores"]
         else:
-            selected, adapted = total, None
+            selected, scores["adapted"] = total, self._score(model, win)
         seconds["adapt"] = time.perf_counter() - t2
-        scores["adapted"] = adapted or self._score(model, win)
         n_fr = sum(schedule)
         self.log(f"stage 2: {total} steps ({s.warmup_steps} warm-up, {n_fr} full-resolution) in "
                  f"{seconds['adapt']:.1f} s; kept step {selected} (HQNR {scores['adapted']['hqnr']:.4f}, "
@@ -371,10 +392,10 @@ class Adapter:
         return AdaptResult(model.eval(), response, scores, selected, curves, seconds, n_fr, total - n_fr)
 
     def _candidate(self, model: nn.Module, win: SceneData, step: int, best: dict, hcurve: list) -> None:
-        h = self._score(model, win)["hqnr"]
-        hcurve.append((step, h))
-        if h > best["hqnr"]:
-            best.update(hqnr=h, step=step, state=copy.deepcopy(model.state_dict()))
+        sc = self._score(model, win)
+        hcurve.append((step, sc["hqnr"]))
+        if sc["hqnr"] > best["hqnr"] or not math.isfinite(best["hqnr"]):
+            best.update(hqnr=sc["hqnr"], step=step, state=copy.deepcopy(model.state_dict()), scores=sc)
 
 
 # ---------------------------------------------------------------------------------------------
