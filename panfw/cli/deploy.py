@@ -92,8 +92,8 @@ def export_cmd(model: str, fmts: tuple[str, ...], out: str | None, bands: int | 
 @click.option("--tile", type=int, help="Tile size in PAN pixels, a multiple of the ratio [default: 512, or the "
               "multiple of the ratio below it].")
 @click.option("--overlap", type=int, help="Overlap between tiles in PAN pixels, a multiple of the ratio "
-              "[default: 64, or the multiple above it].")
-@backend_option("onnxruntime for .onnx files, tensorrt for .trt.ep, else torch")
+              "[default: 4x the model's measured reach, rounded up to the ratio; 64 where not measurable].")
+@backend_option("onnxruntime for .onnx files, tensorrt for .trt.ep, else the fastest here for the model")
 @click.option("--device", help="cpu or cuda [default: cuda when available].")
 @click.option("--bands", help="MS bands for the model, 1-based as in GDAL (e.g. 2,3,5,7) or 'bgrn'.")
 @click.option("--upsample", type=click.Choice(["interp23tap", "bicubic"]),

@@ -24,7 +24,7 @@ from panfw.cli.deploy import backend_option
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False),
               help="Report folder [default: <run>/eval/<time> for a checkpoint, runs/eval/<model>/<time>].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@backend_option("torch; an .onnx or TensorRT file runs with its own")
+@backend_option("the fastest here for the model; an .onnx or TensorRT file runs with its own")
 def eval_cmd(model: str, data: tuple[str, ...], root: str, rr_metrics: str | None, fr_metrics: str | None,
              baselines: tuple[str, ...], max_images: int, figures: int, out_dir: str | None, device: str,
              backend: str | None) -> None:
