@@ -156,8 +156,8 @@ class AdaptSpec:
     region: int = _field(1024, min=64, doc="side of a training region in PAN pixels (large scenes)")
     regions: int = _field(4, min=1, doc="at most this many training regions of a large scene")
     baselines: list[str] = _field(factory=lambda: ["mtf_glp_fs"], doc="parameter-free methods scored beside")
-    tile: int = _field(512, min=8, doc="tile side of the final fusion")
-    overlap: int = _field(64, min=0)
+    tile: int = _field(0, min=0, doc="tile side of the final fusion; 0: panfw fuse's default")
+    overlap: int = _field(-1, min=-1, doc="tile overlap of the final fusion; -1: panfw fuse's default")
 
 
 @attrs.define

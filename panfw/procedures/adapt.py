@@ -714,8 +714,9 @@ class AdaptProcedure:
 
             # adapt replaced its output before fuse refused existing files; an --overwrite rule for
             # adapt (checked before the adaptation, not after it) is adapt's to add
-            rep = fuse_scene(self.pan, self.ms, model, self.out, bits=self.bits, tile=self.spec.tile,
-                             overlap=self.spec.overlap, device=str(self.device), progress=self.progress,
+            rep = fuse_scene(self.pan, self.ms, model, self.out, bits=self.bits, tile=self.spec.tile or None,
+                             overlap=None if self.spec.overlap < 0 else self.spec.overlap, device=str(self.device),
+                             progress=self.progress,
                              overwrite=True)
             self.echo(rep.summary())
         else:
@@ -730,10 +731,12 @@ class AdaptProcedure:
         from panfw.ops import tiled_call
 
         s = self.sample
+        tile = self.spec.tile or 512
+        overlap = 64 if self.spec.overlap < 0 else self.spec.overlap
         with torch.no_grad():
             fused = tiled_call(lambda a, b, c: model(a.to(self.device), b.to(self.device), c.to(self.device)).cpu(),
-                               s["lms"], s["pan"], s["ms"], tile=self.spec.tile, overlap=self.spec.overlap,
-                               ratio=self.ratio) if s["lms"].shape[-1] > self.spec.tile else \
+                               s["lms"], s["pan"], s["ms"], tile=tile, overlap=overlap,
+                               ratio=self.ratio) if max(s["lms"].shape[-2:]) > tile else \
                 model(s["lms"].to(self.device), s["pan"].to(self.device), s["ms"].to(self.device)).cpu()
         dn = (fused.clamp(0, 1)[0] * float(2 ** self.bits - 1)).numpy().astype(np.float32)
         self.out.parent.mkdir(parents=True, exist_ok=True)
