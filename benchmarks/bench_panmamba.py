@@ -3,8 +3,8 @@ the pure-PyTorch parallel (blocked log-depth) selective scan against the sequent
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_panmamba.py            # one thread, batch 1
 
-Each cell is the median of ``--repeats`` timed runs after one warm-up (``--seq-repeats`` for the
-sequential scan at the largest size, whose runs take minutes). forward = ``model(lms, pan, ms)`` under
+Each cell is the median of ``--repeats`` timed runs after one warm-up; at the largest size (runs of
+minutes) ``--big-repeats`` timed runs and no warm-up. forward = ``model(lms, pan, ms)`` under
 ``torch.no_grad()``; forward+backward = the forward with autograd, ``out.mean().backward()``. Prints a
 Markdown table (seconds; the speed-up of the parallel scan) and the peak resident memory.
 """
@@ -30,8 +30,9 @@ def inputs(size: int, bands: int = 4, ratio: int = 4, seed: int = 0):
     return lms, pan, ms
 
 
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
+def timed(fn, repeats: int, warmup: bool = True) -> float:
+    if warmup:
+        fn()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -44,7 +45,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--seq-repeats", type=int, default=1, help="timed runs of the sequential scan at the largest size")
+    ap.add_argument("--big-repeats", type=int, default=1, help="timed runs at the largest size (no warm-up)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -58,7 +59,8 @@ def main() -> None:
         cells = {}
         for scan in ("parallel", "sequential"):
             model.set_scan(scan)
-            reps = args.seq_repeats if scan == "sequential" and size == max(args.sizes) else args.repeats
+            big = size == max(args.sizes) and len(args.sizes) > 1
+            reps = args.big_repeats if big else args.repeats
 
             def fwd(x=x):
                 with torch.no_grad():
@@ -68,7 +70,7 @@ def main() -> None:
                 model.zero_grad(set_to_none=True)
                 model(*x).mean().backward()
 
-            cells[scan] = (timed(fwd, reps), timed(fwd_bwd, reps), reps)
+            cells[scan] = (timed(fwd, reps, not big), timed(fwd_bwd, reps, not big), reps)
             print(f"  PAN {size}: {scan} forward {cells[scan][0]:.2f} s, forward+backward {cells[scan][1]:.2f} s "
                   f"(median of {reps})", flush=True)
         rows.append((size, cells))
@@ -78,12 +80,12 @@ def main() -> None:
     for size, cells in rows:
         for scan in ("parallel", "sequential"):
             f, fb, reps = cells[scan]
-            note = "" if reps > 1 else " ¹"
+            note = "" if reps > 1 else " ¹"  # one run, no warm-up
             print(f"| {size}² | {size * size:,} | {scan}{note} | {f:.2f} | {fb:.2f} |")
         p, s = cells["parallel"], cells["sequential"]
         print(f"| {size}² | | speed-up | {s[0] / p[0]:.1f}x | {s[1] / p[1]:.1f}x |")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\npeak resident memory {peak:,.0f} MiB; ¹ one timed run")
+    print(f"\npeak resident memory {peak:,.0f} MiB; ¹ one timed run, no warm-up")
 
 
 if __name__ == "__main__":

@@ -251,3 +251,37 @@ def test_trains_in_the_engine_with_the_loss_going_down(tmp_path, name):
     assert len(losses) == TRAIN_CASES[name][1] and all(math.isfinite(v) for v in losses), losses
     first, last = np.mean(losses[:2]), np.mean(losses[-2:])
     assert last < first, f"{name}: loss {losses}"
+
+
+# --- recipes ---------------------------------------------------------------------------------------
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+@pytest.mark.parametrize("name", sorted(COUNTS))
+def test_baseline_recipe_is_the_paper_protocol_with_l1(name):
+    from panfw.config.recipe import load_recipe
+
+    recipe = load_recipe(RECIPES / "baselines" / f"{name}.toml", check=True)
+    base = load_recipe(RECIPES / "paper_base.toml")
+    assert recipe.model.name == name and [(t.name, t.weight) for t in recipe.loss.terms] == [("l1", 1.0)]
+    assert (recipe.train.lr, recipe.train.weight_decay, recipe.train.epochs, recipe.train.batch_size) == \
+        (base.train.lr, base.train.weight_decay, base.train.epochs, base.train.batch_size)
+    assert "Original training" in (RECIPES / "baselines" / f"{name}.toml").read_text(encoding="utf-8")
+
+
+def test_table1_sweeps_every_deep_baseline_pantiny_and_the_classical_methods():
+    from panfw.config.recipe import load_recipe
+
+    table = dict(load_recipe(RECIPES / "table1.toml", check=True).variants())
+    models = {v.model.name for v in table.values()}
+    assert set(COUNTS) | {"pantiny_small", "pantiny_big", "brovey", "gihs", "sfim", "gs"} == models
+    for v in table.values():
+        free = panfw.registry("models").get(v.model.name).meta["reference_params"] == 0
+        assert (v.train.epochs == 0) == free, v.model.name  # classical rows are evaluated, not trained
+        assert [t.name for t in v.loss.terms] == ["l1"] and v.train.lr == 5e-4
+    synthetic = dict(load_recipe(RECIPES / "table1_synthetic.toml", check=True).variants())
+    assert set(synthetic) == set(table) - {"panmamba"}  # Pan-Mamba: too slow to train on a CPU
+    trained = [v for v in synthetic.values() if v.train.epochs]
+    assert len({(v.train.steps, v.train.batch_size, v.train.lr) for v in trained}) == 1  # one protocol
+    assert {d.name for v in synthetic.values() for d in v.data.train + v.data.test} == {"synthetic"}
