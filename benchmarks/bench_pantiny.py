@@ -3,6 +3,10 @@
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_pantiny.py --threads 1
     .venv/bin/python benchmarks/bench_pantiny.py --what infer --size 512 --repeats 5 --threads 2
 
+``--what fuse``: ``panfw fuse`` of a synthetic 4096² scene (bench_fuse.write_scene) with panfw's
+default runtime and overlap, in a child process (its peak RSS), against the reference-style
+model's rate on one 512² tile measured in the same run.
+
 Inference: one forward of a (1, 4, S, S) scene under ``torch.inference_mode`` (default S = 512).
 Training: one step = forward + the released loss 3 L1 + 4 (1 - SSIM) + backward + Adam, batch 16
 on 64x64 patches (panfw: its registered losses; reference: the pytorch-ssim style loss of
@@ -174,6 +178,48 @@ def report(title: str, name: str, res: dict, unit: str) -> None:
               f"{res['dev'][impl]:.1e} | {loadavg()} |", flush=True)
 
 
+def bench_fuse(name: str, size: int, threads: int, repeats: int, workdir: str) -> list[str]:
+    """``panfw fuse`` of a synthetic size² scene (defaults: runtime and overlap chosen by panfw) in a
+    child process, against the reference-style model's own rate on one 512² tile (same run)."""
+    import resource
+    import shutil
+    import subprocess
+
+    from bench_fuse import write_scene
+
+    pan, ms = write_scene(Path(workdir), size)
+    model, ref = build(name)
+    ref.eval(), model.eval()
+    lms, pan_t, ms_t, _ = make_batch(1, 512)
+    rates = {}
+    with torch.inference_mode():
+        for key, net in (("ref", ref), ("panfw", model)):
+            net(lms, pan_t)
+            ts = []
+            for _ in range(repeats):
+                t = time.perf_counter()
+                net(lms, pan_t)
+                ts.append(time.perf_counter() - t)
+            rates[key] = 512 * 512 / 1e6 / statistics.median(ts)
+    out = Path(workdir) / f"fused_{size}_{name}.tif"
+    exe = shutil.which("panfw") or str(Path(sys.executable).with_name("panfw"))
+    cmd = [exe, "fuse", "--pan", str(pan), "--ms", str(ms), "--model", name, "-o", str(out), "--bits", "11",
+           "--device", "cpu", "--overwrite", "--quiet"]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    load = loadavg()
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if proc.returncode:
+        raise SystemExit(f"panfw fuse failed:\n{proc.stderr[-2000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    mps = size * size / 1e6 / wall
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("note:")]
+    return [f"| panfw fuse {size}² | {name} | {wall:.1f} s wall, {mps:.3f} MP/s | ref tile {rates['ref']:.3f} MP/s, "
+            f"panfw tile {rates['panfw']:.3f} MP/s | {mps / rates['ref']:.2f}x the ref tile rate | "
+            f"peak RSS {peak:.0f} MiB | load {load} -> {loadavg()} |", *notes, proc.stdout.strip()]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--what", default="infer,train")
@@ -186,6 +232,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2, help="untimed training steps first")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--malloc-arena", action="store_true", help="raise glibc's mmap threshold first")
+    ap.add_argument("--fuse-size", type=int, default=4096, help="--what fuse: the PAN scene size")
+    ap.add_argument("--workdir", default="/tmp/panfw-bench", help="--what fuse: where the scene is written")
     args = ap.parse_args()
     arena = malloc_arena() if args.malloc_arena else False
     torch.set_num_threads(args.threads)
@@ -201,6 +249,8 @@ def main() -> None:
         if "train" in args.what:
             res = bench_train(name, impls, args.batch, args.train_size, args.repeats, args.warmup)
             report(f"train b{args.batch} {args.train_size}²", name, res, "s/step")
+        if "fuse" in args.what:
+            print("\n".join(bench_fuse(name, args.fuse_size, args.threads, args.repeats, args.workdir)), flush=True)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,9 @@ runs over stripes of a few rows whose intermediates stay in cache:
 
 Each stage keeps a ring buffer of ``rows + 2`` rows of its 1x1 output, so every 1x1 row is computed
 once and the depth-wise 3x3 sees its neighbours (zeros beyond the image: the convolution's zero
-padding). Passes B and C update the block's output in place: a stage reads rows ahead of the rows
-it writes. Outputs agree with the plain block to float32 rounding (about 1e-6 relative).
+padding). Pass B writes x + attention into the block's output, pass C updates it in place (its
+stage reads rows ahead of the rows it writes). Outputs agree with the plain block to float32
+rounding (about 1e-6 relative).
 
 ``TransformerBlock.forward`` takes this path when ``applies(block, x)`` holds: CPU, float32, no
 gradients needed, not tracing/exporting/compiling, bias-free block (PanTiny's), large enough
@@ -116,7 +117,8 @@ class _Stage:
 
 
 def _image(block: nn.Module, x: torch.Tensor, out: torch.Tensor, rows: int) -> None:
-    """One image: x (H, W, C) contiguous -> out (H, W, C), a copy of x the passes update in place."""
+    """One image: x (H, W, C) contiguous -> out (H, W, C): pass B writes x + attention into out,
+    pass C updates out in place."""
     h, c = x.shape[0], x.shape[-1]
     attn, ffn = block.attn, block.ffn
     heads = attn.heads
@@ -137,11 +139,11 @@ def _image(block: nn.Module, x: torch.Tensor, out: torch.Tensor, rows: int) -> N
     att = (gram / (nq * nk) * attn.temperature.double()).softmax(-1)
     wp = attn.project_out.weight.flatten(1).double().view(c, heads, d)
     wpt = torch.einsum("chi,hij->chj", wp, att).reshape(c, c).to(x.dtype).t().contiguous()
-    out.copy_(x)
-    stage = _Stage(out, block.norm1, [wqkv[2 * c:]], [wdw[2 * c:]], rows)
+    stage = _Stage(x, block.norm1, [wqkv[2 * c:]], [wdw[2 * c:]], rows)
     for r0 in range(0, h, rows):
         (v,) = stage.step(r0)
-        out[r0:r0 + v.shape[0]].view(-1, c).addmm_(v.view(-1, c), wpt)
+        n = v.shape[0]  # out = x + v W'^T, written once (no copy of x first)
+        torch.addmm(x[r0:r0 + n].view(-1, c), v.view(-1, c), wpt, out=out[r0:r0 + n].view(-1, c))
     hid = ffn.project_out.weight.shape[1]
     wi, wd = ffn.project_in.weight.flatten(1), ffn.dwconv.weight
     stage = _Stage(out, block.norm2, [wi[:hid], wi[hid:]], [wd[:hid], wd[hid:]], rows)
