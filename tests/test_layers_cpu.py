@@ -96,3 +96,18 @@ def test_models_match_with_the_path_off(name):
         with cpu.enabled(False):
             plain = model(lms, pan)
     assert _rel(fast, plain) < RTOL
+
+
+def test_channel_attention_equals_normalising_q_and_k_first():
+    import torch.nn.functional as F
+
+    from panfw.layers import channel_attention
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 8, 12, 10, generator=g, dtype=torch.float64) for _ in range(3))
+    q[0, 3] = 0  # a zero channel: both clamp its norm at 1e-12
+    temp = torch.rand(2, 1, 1, generator=g, dtype=torch.float64) + 0.5
+    qh, kh, vh = (t.flatten(2).unflatten(1, (2, -1)) for t in (q, k, v))
+    attn = ((F.normalize(qh, dim=-1) @ F.normalize(kh, dim=-1).transpose(-2, -1)) * temp).softmax(-1)
+    expected = (attn @ vh).flatten(1, 2).unflatten(-1, (12, 10))
+    torch.testing.assert_close(channel_attention(q, k, v, 2, temp), expected, rtol=1e-12, atol=1e-12)
