@@ -32,7 +32,7 @@ def _scene(sensor: str, index: int, size: int, seed: int = 7) -> dict:
     return make_tile(sensor, "test_fr", index, size, seed=seed)
 
 
-def heldout(model: str, n: int, size: int, overrides: list[str]) -> str:
+def heldout(model: str, n: int, size: int, overrides: list[str], start: int = 0) -> str:
     """Adapt ``model`` to ``n`` held-out jl1 scenes; a markdown table of the mean scores."""
     import panfw
     from panfw.config.recipe import loads_recipe
@@ -43,7 +43,7 @@ def heldout(model: str, n: int, size: int, overrides: list[str]) -> str:
     spec = (with_overrides(overrides) if overrides else loads_recipe("")).adapt
     sensor = sensor_with_bits("jl1", 12)
     rows: dict[str, list[dict]] = {}
-    for i in range(n):
+    for i in range(start, start + n):
         t = _scene("jl1", i, size)
         k = float(sensor.max_dn)
         ms, lms, pan, gt = (t[key][None] / k for key in ("ms", "lms", "pan", "gt"))
@@ -155,13 +155,18 @@ def timing(overrides: list[str]) -> str:
 
     with tempfile.TemporaryDirectory(prefix="bench-adapt-") as tmp:
         pan, ms, _ = write_trait_pair(Path(tmp), "gf2", 5, (128, 128), dark_water=False, nodata=False)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = adapt(Path(tmp) / "fused.tif", pan=pan, ms=ms, overrides=list(overrides) + ['adapt.sensor="gf2"'],
                     progress=False, echo=lambda m: None)
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     secs = ", ".join(f"{k} {v:.1f} s" for k, v in res["seconds"].items())
+    import os
+
+    load = os.getloadavg()[0]
     return (f"512x512 PAN, 4 bands, {res['model']['name']} from initialisation, torch threads "
-            f"{torch.get_num_threads()}: {dt:.1f} s in all ({secs}); HQNR {res['scores']['adapted']['hqnr']:.4f}")
+            f"{torch.get_num_threads()}: {dt:.1f} s wall, {cpu:.1f} s CPU, load average {load:.1f} ({secs}); "
+            f"HQNR {res['scores']['adapted']['hqnr']:.4f}, lms {res['scores']['lms']['hqnr']:.4f}, "
+            f"MTF-GLP-FS {res['scores']['mtf_glp_fs']['hqnr']:.4f}")
 
 
 def main() -> None:
@@ -169,6 +174,7 @@ def main() -> None:
     p.add_argument("what", choices=["heldout", "traits", "timing"])
     p.add_argument("--model", default="", help="heldout: the quickstart checkpoint or run dir")
     p.add_argument("-n", type=int, default=3, help="heldout: number of scenes")
+    p.add_argument("--start", type=int, default=0, help="heldout: index of the first scene")
     p.add_argument("--size", type=int, default=256, help="heldout: PAN size of a scene")
     p.add_argument("-s", "--set", dest="overrides", action="append", default=[], help="adapt.KEY=VALUE")
     p.add_argument("--json", help="also write the printed table into this JSON file")
@@ -176,7 +182,7 @@ def main() -> None:
     if a.what == "heldout":
         if not a.model:
             p.error("heldout needs --model (the quickstart checkpoint)")
-        text = heldout(a.model, a.n, a.size, a.overrides)
+        text = heldout(a.model, a.n, a.size, a.overrides, a.start)
     elif a.what == "traits":
         text = traits(a.overrides)
     else:

@@ -135,7 +135,7 @@ class AdaptSpec:
     warmup_lr: float = _field(1e-3, min=0)
     steps: int = _field(200, min=0, doc="steps of the random alternation")
     lr: float = _field(5e-4, min=0)
-    p_fr: float = _field(0.5, min=0, doc="probability of a full-resolution step")
+    p_fr: float = _field(0.75, min=0, doc="probability of a full-resolution step")
     crop: int = _field(64, min=8, doc="training crop side in PAN pixels")
     batch_size: int = _field(4, min=1)
     flips: bool = _field(True, doc="random flips and transposes of the crops")
