@@ -372,3 +372,20 @@ def test_the_recipes_page_lists_every_bundled_recipe(monkeypatch):
     assert ("| [ablations/loss](#ablations-loss) | Paper Table 6: loss weights (lambda1 Charbonnier, lambda2 1 - SSIM, "
             "lambda3 focal), Eq. 5-8. | ../paper_base.toml | [pantiny_big](zoo/models.md#pantiny_big) "
             "(fusion='gated_conv') |") in page
+
+
+def test_the_models_guide_figures_are_what_panfw_measures():
+    """docs/models.md's PanTiny table (parameters, FLOPs @128²) against a fresh count and measurement:
+    the zoo and the reproduction page compute these at build time, the guide states them by hand."""
+    import panfw
+    from panfw.evaluation.cost import count_params, measure_flops
+
+    rows = {line.split("|")[1].strip(): line for line in (ROOT / "docs" / "models.md").read_text().splitlines()
+            if line.startswith("| `pantiny_")}
+    for name in ("pantiny_small", "pantiny_big", "pantiny_large", "pantiny_huge"):
+        if name not in panfw.registry("models"):
+            continue
+        model = panfw.create_model(name)
+        row = rows[f"`{name}`"]
+        assert f"| {count_params(model):,} |" in row, row
+        assert f"| {measure_flops(model, bands=4, size=128) / 1e9:.3f} G |" in row, row
