@@ -235,6 +235,11 @@ def test_geotiff_round_trip_keeps_georeference_dtype_and_nodata(tmp_path):
     assert {"lms", "unadapted", "adapted"} <= set(report["scores"])
     assert report["scores"]["adapted"]["hqnr"] >= report["scores"]["unadapted"]["hqnr"]  # selection keeps the best
     assert (out.parent / "adapt.md").is_file() and (out.parent / "adapt_curves.png").is_file()
+    # the rule of every command that writes: an existing output is refused before any work
+    before = out.read_bytes()
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 2 and "--overwrite" in again.output and "Traceback" not in again.output
+    assert out.read_bytes() == before
 
 
 def _checkpoint(tmp_path, bands: int = 4):

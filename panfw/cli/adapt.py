@@ -26,9 +26,10 @@ import click
               help="Override a recipe key, e.g. -s adapt.steps=400 -s adapt.p_fr=0.3 (see docs/adapt.md).")
 @click.option("--seed", type=int, help="Random seed [default: the recipe's, 0].")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--overwrite", is_flag=True, help="Replace the output file if it exists.")
 def adapt_cmd(pan: str | None, ms: str | None, data: str | None, index: int, root: str, out: str,
               model: str | None, sensor: str | None, bits: int | None, device: str | None, recipe: str | None,
-              overrides: tuple[str, ...], seed: int | None, quiet: bool) -> None:
+              overrides: tuple[str, ...], seed: int | None, quiet: bool, overwrite: bool) -> None:
     """Adapt a model to one scene (TRA-PAN: spectral response, reduced-resolution warm-up, random
     full/reduced-resolution alternation), then fuse the scene with it."""
     import json
@@ -42,4 +43,4 @@ def adapt_cmd(pan: str | None, ms: str | None, data: str | None, index: int, roo
     if seed is not None:
         sets.append(f"seed={seed}")
     adapt(out, pan=pan, ms=ms, data=data, index=index, recipe=recipe, overrides=sets, root=root,
-          progress=not quiet, echo=click.echo)
+          progress=not quiet, echo=click.echo, overwrite=overwrite)

@@ -712,8 +712,7 @@ class AdaptProcedure:
         if self.data is None:
             from panfw.inference.scene import fuse_scene
 
-            # adapt replaced its output before fuse refused existing files; an --overwrite rule for
-            # adapt (checked before the adaptation, not after it) is adapt's to add
+            # an existing output was refused (or allowed by --overwrite) before the adaptation began
             rep = fuse_scene(self.pan, self.ms, model, self.out, bits=self.bits, tile=self.spec.tile or None,
                              overlap=None if self.spec.overlap < 0 else self.spec.overlap, device=str(self.device),
                              progress=self.progress,
@@ -763,9 +762,10 @@ def sensor_bits(name: str) -> int:
 
 def adapt(out: Any, *, pan: Any = None, ms: Any = None, data: Any = None, index: int = 0, recipe: Any = None,
           overrides: list[str] | None = None, root: str = "", progress: bool = True,
-          echo: Callable[[str], None] = print) -> dict:
+          echo: Callable[[str], None] = print, overwrite: bool = False) -> dict:
     """``panfw adapt``: adapt and fuse one scene (every variant of a sweep recipe, each into its own
-    folder beside ``out``, then a comparison table). Returns adapt.json's content ({variant: ...})."""
+    folder beside ``out``, then a comparison table). Returns adapt.json's content ({variant: ...}).
+    An existing output is refused before any work unless ``overwrite`` (the rule of every command)."""
     from pathlib import Path
 
     from panfw.config.recipe import Recipe, load_recipe, loads_recipe
@@ -777,6 +777,11 @@ def adapt(out: Any, *, pan: Any = None, ms: Any = None, data: Any = None, index:
     else:
         r = load_recipe(recipe, list(overrides or []))
     out = Path(out)
+    targets = [out] if not r.sweep else [out.parent / name / out.name for name, _ in r.variants()]
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not overwrite:
+        raise UserError(f"-o {', '.join(existing)} exists; pass --overwrite to replace it (every panfw command "
+                        "that writes refuses to replace a file without it)")
     if not r.sweep:
         return _one(r, out, pan, ms, data, index, root, progress, echo)
     results = {}
