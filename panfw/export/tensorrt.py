@@ -22,16 +22,23 @@ from panfw.export.common import ShapeSpec
 INSTALL_HINT = "pip install 'panfw[trt]' on a machine with an NVIDIA GPU and a CUDA build of torch"
 
 
-def require_trt() -> Any:
-    """Import torch_tensorrt, or raise a UserError that says what is missing and how to install it."""
+def trt_missing() -> str:
+    """What this machine lacks for TensorRT ("" when nothing), e.g. "a CUDA device (...) and the
+    torch_tensorrt package"; the one check behind export's and the tensorrt runtime's messages."""
     missing = []
     if not torch.cuda.is_available():
         build = f"torch {torch.__version__}" + ("" if torch.version.cuda else ", a CPU-only build")
         missing.append(f"a CUDA device ({build}: torch.cuda.is_available() is False)")
     if importlib.util.find_spec("torch_tensorrt") is None:
         missing.append("the torch_tensorrt package (with TensorRT)")
+    return " and ".join(missing)
+
+
+def require_trt() -> Any:
+    """Import torch_tensorrt, or raise a UserError that says what is missing and how to install it."""
+    missing = trt_missing()
     if missing:
-        raise UserError("TensorRT export needs " + " and ".join(missing) + f"; {INSTALL_HINT}")
+        raise UserError(f"TensorRT export needs {missing}; {INSTALL_HINT}")
     try:
         import torch_tensorrt
     except Exception as exc:  # noqa: BLE001 - import fails without the TensorRT libraries or on ABI skew

@@ -94,16 +94,11 @@ def _onnx_available(device: str = "cpu") -> str:
 
 
 def _trt_available(device: str = "cuda") -> str:
-    from panfw.export.tensorrt import INSTALL_HINT
+    from panfw.export.tensorrt import INSTALL_HINT, trt_missing
 
-    missing = []
-    if not torch.cuda.is_available():
-        build = f"torch {torch.__version__}" + ("" if torch.version.cuda else ", a CPU-only build")
-        missing.append(f"a CUDA device ({build}: torch.cuda.is_available() is False)")
-    if importlib.util.find_spec("torch_tensorrt") is None:
-        missing.append("the torch_tensorrt package (with TensorRT)")
+    missing = trt_missing()
     if missing:
-        return "TensorRT needs " + " and ".join(missing) + f"; {INSTALL_HINT}"
+        return f"TensorRT needs {missing}; {INSTALL_HINT}"
     if not str(device).startswith("cuda"):
         return f"TensorRT runs on CUDA only, not --device {device}; use --device cuda"
     return ""
