@@ -40,17 +40,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ref_pantiny  # noqa: E402
+from bench_train import make_batch  # noqa: E402  (the same synthetic batch as the training benchmark)
 
 import panfw  # noqa: E402
-
-
-def make_batch(batch: int, size: int, bands: int = 4, ratio: int = 4, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    gt = torch.rand(batch, bands, size, size, generator=g)
-    ms = torch.nn.functional.avg_pool2d(gt, ratio)
-    lms = torch.nn.functional.interpolate(ms, size=(size, size), mode="bicubic", align_corners=False)
-    pan = gt.mean(1, keepdim=True)
-    return lms, pan, ms, gt
 
 
 def build(name: str, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module]:

@@ -6,7 +6,7 @@ no-reference scores before and after.
     python docs/tutorials/adapt.py --model runs/quickstart/<timestamp>/best.pt
     python docs/tutorials/adapt.py --tiny              # an untrained backbone, a few steps (what the tests run)
 
-Each ``panfw(...)`` line is the command line ``panfw ...``, run in this process.
+Each ``panfw_cmd(...)`` line is the command line ``panfw ...``, run in this process.
 """
 
 from __future__ import annotations
@@ -15,17 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from panfw.cli import build_cli
-
-
-def panfw(*args: str) -> None:
-    """Run one ``panfw`` command line (as typed in a shell) in this process."""
-    print("$ panfw " + " ".join(args), flush=True)
-    try:
-        build_cli().main(list(args), prog_name="panfw", standalone_mode=False)
-    except SystemExit as exc:  # a user error exits 2 with its message already printed
-        if exc.code:
-            raise
+from _cli import panfw_cmd  # runs `panfw ARGS` in this process
 
 
 def main() -> None:
@@ -41,7 +31,7 @@ def main() -> None:
     if model is None and args.tiny:
         model = "pantiny_small"  # a registered name: its initial weights, enough to see the steps run
     if model is None:
-        panfw("run", "recipes/quickstart.toml", "-s", f"output.dir={out.as_posix()}", "-s", "eval.figures=0")
+        panfw_cmd("run", "recipes/quickstart.toml", "-s", f"output.dir={out.as_posix()}", "-s", "eval.figures=0")
         model = str(max((out / "quickstart").iterdir(), key=lambda p: p.stat().st_mtime))
 
     # 2. Adapt it to one full-resolution scene of the unseen sensor and fuse that scene. With a real
@@ -53,7 +43,7 @@ def main() -> None:
     if args.tiny:
         settings = ["-s", "adapt.response_steps=10", "-s", "adapt.warmup_steps=2", "-s", "adapt.steps=4",
                     "-s", "adapt.crop=32", "-s", "adapt.eval_size=64", "-s", "adapt.select_every=2"]
-    panfw("adapt", "--data", scene, "--model", model, "-o", str(fused), "--quiet", *settings)
+    panfw_cmd("adapt", "--data", scene, "--model", model, "-o", str(fused), "--quiet", *settings)
 
     # 3. What it did: adapt.md (scores before and after, beside plain upsampling and a classical
     #    method), adapt.json (the same as data) and adapt_curves.png (the losses).

@@ -16,19 +16,9 @@ import argparse
 from pathlib import Path
 
 import torch
+from _cli import panfw_cmd  # runs `panfw ARGS` in this process
 
 import panfw
-from panfw.cli import build_cli
-
-
-def panfw_cmd(*args: str) -> None:
-    """Run one ``panfw`` command line (as typed in a shell) in this process."""
-    print("$ panfw " + " ".join(args), flush=True)
-    try:
-        build_cli().main(list(args), prog_name="panfw", standalone_mode=False)
-    except SystemExit as exc:  # a user error exits 2 with its message already printed; 1: no parity
-        if exc.code:
-            raise
 
 
 def main() -> None:

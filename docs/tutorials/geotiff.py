@@ -16,20 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from _cli import panfw_cmd  # runs `panfw ARGS` in this process
 from rasterio.transform import from_origin
 
 import panfw
-from panfw.cli import build_cli
-
-
-def panfw_cmd(*args: str) -> None:
-    """Run one ``panfw`` command line (as typed in a shell) in this process."""
-    print("$ panfw " + " ".join(args), flush=True)
-    try:
-        build_cli().main(list(args), prog_name="panfw", standalone_mode=False)
-    except SystemExit as exc:  # a user error exits 2 with its message already printed
-        if exc.code:
-            raise
 
 
 def write_scene(folder: Path, size: int) -> tuple[Path, Path]:

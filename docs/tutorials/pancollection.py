@@ -16,20 +16,10 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from _cli import panfw_cmd  # runs `panfw ARGS` in this process
 
 import panfw
-from panfw.cli import build_cli
 from panfw.sensors import get_sensor
-
-
-def panfw_cmd(*args: str) -> None:
-    """Run one ``panfw`` command line (as typed in a shell) in this process."""
-    print("$ panfw " + " ".join(args), flush=True)
-    try:
-        build_cli().main(list(args), prog_name="panfw", standalone_mode=False)
-    except SystemExit as exc:  # a user error exits 2 with its message already printed
-        if exc.code:
-            raise
 
 
 def write_h5(path: Path, sensor: str, split: str, n: int, size: int) -> None:

@@ -3,7 +3,7 @@
     python docs/tutorials/quickstart.py            # the recipe as shipped: a few minutes on a CPU
     python docs/tutorials/quickstart.py --tiny     # 2 steps on a handful of patches (what the tests run)
 
-Each ``panfw(...)`` line below is the command line ``panfw ...``, run in this process.
+Each ``panfw_cmd(...)`` line below is the command line ``panfw ...``, run in this process.
 """
 
 from __future__ import annotations
@@ -12,17 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from panfw.cli import build_cli
-
-
-def panfw(*args: str) -> None:
-    """Run one ``panfw`` command line (as typed in a shell) in this process."""
-    print("$ panfw " + " ".join(args), flush=True)
-    try:
-        build_cli().main(list(args), prog_name="panfw", standalone_mode=False)
-    except SystemExit as exc:  # a user error exits 2 with its message already printed
-        if exc.code:
-            raise
+from _cli import panfw_cmd  # runs `panfw ARGS` in this process
 
 
 def main() -> None:
@@ -32,8 +22,8 @@ def main() -> None:
     args = parser.parse_args()
 
     # 1. What would run: the model, its size and cost, and the recipe resolved.
-    panfw("show", "model", "pantiny_small")
-    panfw("validate", "recipes/quickstart.toml")
+    panfw_cmd("show", "model", "pantiny_small")
+    panfw_cmd("validate", "recipes/quickstart.toml")
 
     # 2. Train and evaluate. Any recipe key can be overridden with -s KEY=VALUE.
     overrides = ["-s", f"output.dir={args.out}"]
@@ -41,7 +31,7 @@ def main() -> None:
         for i in range(3):  # three training sets (wv2, wv3, gf2) and three test sets
             overrides += ["-s", f"data.train.{i}.n=16", "-s", f"data.test.{i}.n=1", "-s", f"data.test.{i}.size=64"]
         overrides += ["-s", "train.steps=2", "-s", 'eval.baselines=["lms"]', "-s", "eval.figures=1"]
-    panfw("run", "recipes/quickstart.toml", *overrides)
+    panfw_cmd("run", "recipes/quickstart.toml", *overrides)
 
     # 3. The run directory: resolved recipe, checkpoints, results.json, report.md, figures.
     run_dir = max((Path(args.out) / "quickstart").iterdir(), key=lambda p: p.stat().st_mtime)
@@ -53,7 +43,7 @@ def main() -> None:
     print((run_dir / "report.md").read_text())
 
     # 4. Score the trained model again on another test set, beside plain upsampling.
-    panfw("eval", str(run_dir), "--data", "synthetic:sensor=qb,n=1,size=64", "--baseline", "lms")
+    panfw_cmd("eval", str(run_dir), "--data", "synthetic:sensor=qb,n=1,size=64", "--baseline", "lms")
 
 
 if __name__ == "__main__":
