@@ -1,20 +1,24 @@
 """Pan-Mamba on the CPU: forward and forward+backward time of the whole model at PAN 128x128 and 256x256,
-the pure-PyTorch parallel (blocked log-depth) selective scan against the sequential one.
+the pure-PyTorch chunked and parallel (blocked log-depth) selective scans against the sequential one.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_panmamba.py            # one thread, batch 1
 
-Each cell is the median of ``--repeats`` timed runs after one warm-up; at the largest size (runs of
-minutes) ``--big-repeats`` timed runs and no warm-up. forward = ``model(lms, pan, ms)`` under
-``torch.no_grad()``; forward+backward = the forward with autograd, ``out.mean().backward()``. Prints a
-Markdown table (seconds; the speed-up of the parallel scan) and the peak resident memory.
+Each (size, scan) cell runs in its own process, so its peak resident memory is its own. A cell is the
+median of ``--repeats`` timed runs after one warm-up; at the largest size (runs of minutes)
+``--big-repeats`` timed runs and no warm-up. forward = ``model(lms, pan, ms)`` under ``torch.no_grad()``;
+forward+backward = the forward with autograd, ``out.mean().backward()``. Prints a Markdown table
+(seconds; each scan's speed-up over the sequential one) and each cell's peak memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -41,51 +45,72 @@ def timed(fn, repeats: int, warmup: bool = True) -> float:
     return statistics.median(times)
 
 
+SCANS = ("chunked", "parallel", "sequential")
+
+
+def cell(size: int, scan: str, reps: int, warmup: bool, threads: int) -> dict:
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = panfw.create_model("panmamba", bands=4, scan=scan)
+    x = inputs(size)
+
+    def fwd() -> None:
+        with torch.no_grad():
+            model(*x)
+
+    def fwd_bwd() -> None:
+        model.zero_grad(set_to_none=True)
+        model(*x).mean().backward()
+
+    out = {"forward": timed(fwd, reps, warmup), "forward_backward": timed(fwd_bwd, reps, warmup), "reps": reps}
+    out["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
+    ap.add_argument("--scans", nargs="+", default=list(SCANS), choices=SCANS)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--big-repeats", type=int, default=1, help="timed runs at the largest size (no warm-up)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cell", nargs=2, metavar=("SIZE", "SCAN"), help=argparse.SUPPRESS)  # one child process
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    if args.cell:
+        size, scan = int(args.cell[0]), args.cell[1]
+        big = size == max(args.sizes) and len(args.sizes) > 1
+        print(json.dumps(cell(size, scan, args.big_repeats if big else args.repeats, not big, args.threads)))
+        return
     model = panfw.create_model("panmamba", bands=4)
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {args.threads} thread(s), "
           f"batch 1, {sum(p.numel() for p in model.parameters()):,} params")
     rows = []
     for size in args.sizes:
-        x = inputs(size)
         cells = {}
-        for scan in ("parallel", "sequential"):
-            model.set_scan(scan)
-            big = size == max(args.sizes) and len(args.sizes) > 1
-            reps = args.big_repeats if big else args.repeats
-
-            def fwd(x=x):
-                with torch.no_grad():
-                    model(*x)
-
-            def fwd_bwd(x=x):
-                model.zero_grad(set_to_none=True)
-                model(*x).mean().backward()
-
-            cells[scan] = (timed(fwd, reps, not big), timed(fwd_bwd, reps, not big), reps)
-            print(f"  PAN {size}: {scan} forward {cells[scan][0]:.2f} s, forward+backward {cells[scan][1]:.2f} s "
-                  f"(median of {reps})", flush=True)
+        for scan in args.scans:
+            cmd = [sys.executable, __file__, "--cell", str(size), scan, "--sizes", *map(str, args.sizes),
+                   "--repeats", str(args.repeats), "--big-repeats", str(args.big_repeats),
+                   "--threads", str(args.threads)]
+            cells[scan] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+            c = cells[scan]
+            print(f"  PAN {size}: {scan} forward {c['forward']:.2f} s, forward+backward {c['forward_backward']:.2f} s "
+                  f"(median of {c['reps']}), peak {c['peak_mib']:,.0f} MiB", flush=True)
         rows.append((size, cells))
     print()
-    print("| PAN | tokens | scan | forward (s) | forward+backward (s) |")
-    print("|---|---:|---|---:|---:|")
+    print("| PAN | tokens | scan | forward (s) | forward+backward (s) | peak memory (MiB) |")
+    print("|---|---:|---|---:|---:|---:|")
     for size, cells in rows:
-        for scan in ("parallel", "sequential"):
-            f, fb, reps = cells[scan]
-            note = "" if reps > 1 else " ¹"  # one run, no warm-up
-            print(f"| {size}² | {size * size:,} | {scan}{note} | {f:.2f} | {fb:.2f} |")
-        p, s = cells["parallel"], cells["sequential"]
-        print(f"| {size}² | | speed-up | {s[0] / p[0]:.1f}x | {s[1] / p[1]:.1f}x |")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\npeak resident memory {peak:,.0f} MiB; ¹ one timed run, no warm-up")
+        for scan, c in cells.items():
+            note = "" if c["reps"] > 1 else " ¹"  # one run, no warm-up
+            print(f"| {size}² | {size * size:,} | {scan}{note} | {c['forward']:.2f} | {c['forward_backward']:.2f} | "
+                  f"{c['peak_mib']:,.0f} |")
+        if "sequential" in cells:
+            s = cells["sequential"]
+            for scan, c in cells.items():
+                if scan != "sequential":
+                    print(f"| {size}² | | {scan} speed-up | {s['forward'] / c['forward']:.1f}x | "
+                          f"{s['forward_backward'] / c['forward_backward']:.1f}x | |")
+    print("\n¹ one timed run, no warm-up")
 
 
 if __name__ == "__main__":

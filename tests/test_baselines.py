@@ -227,7 +227,6 @@ TRAIN_CASES = {
     "fusionnet": (16, 10, 1e-3, ""), "lagconv": (16, 10, 1e-3, ""), "panflow": (16, 10, 1e-3, ""),
     "pscinn": (16, 8, 2e-4, ""), "panmamba": (16, 6, 1e-3, ""),
 }
-SLOW_TRAIN = {"panmamba"}  # the engine measures its FLOPs at 128 x 128: about a minute here
 
 
 def _train_losses(tmp_path: Path, name: str) -> list[float]:
@@ -243,8 +242,7 @@ def _train_losses(tmp_path: Path, name: str) -> list[float]:
     return [r["value"] for r in rows if r["key"] == "train/loss"]
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_TRAIN else n
-                                  for n in TRAIN_CASES])
+@pytest.mark.parametrize("name", TRAIN_CASES)
 def test_trains_in_the_engine_with_the_loss_going_down(tmp_path, name):
     torch.manual_seed(0)
     losses = _train_losses(tmp_path, name)
@@ -281,7 +279,7 @@ def test_table1_sweeps_every_deep_baseline_pantiny_and_the_classical_methods():
         assert (v.train.epochs == 0) == free, v.model.name  # classical rows are evaluated, not trained
         assert [t.name for t in v.loss.terms] == ["l1"] and v.train.lr == 5e-4
     synthetic = dict(load_recipe(RECIPES / "table1_synthetic.toml", check=True).variants())
-    assert set(synthetic) == set(table) - {"panmamba"}  # Pan-Mamba: too slow to train on a CPU
+    assert set(synthetic) == set(table)
     trained = [v for v in synthetic.values() if v.train.epochs]
     assert len({(v.train.steps, v.train.batch_size, v.train.lr) for v in trained}) == 1  # one protocol
     assert {d.name for v in synthetic.values() for d in v.data.train + v.data.test} == {"synthetic"}

@@ -40,6 +40,7 @@ class AutoPlugin:
             return TwoConv(bands)
 
         register("auto_twoconv", auto_twoconv)
+        register("auto_twoconv_eager", auto_twoconv, prefers_eager="its graph is slower (a test model)")
 
 
 @pytest.fixture
@@ -69,6 +70,14 @@ def test_choice_on_cpu(tmp_path, twoconv):
     name, why = choose_backend(TwoConv(), "cpu", twoconv, ckpt)
     onnx = importlib.util.find_spec("onnxruntime") is not None
     assert name == ("onnxruntime" if onnx else "torch") and why
+
+
+def test_a_model_that_prefers_eager_runs_eager_everywhere(tmp_path, twoconv):
+    ckpt = _checkpoint(tmp_path / "best.pt", "auto_twoconv_eager", TwoConv())
+    for device in ("cpu", "cuda"):
+        name, why = choose_backend(TwoConv(), device, "auto_twoconv_eager", ckpt)
+        assert name == "torch" and "its graph is slower" in why, (device, why)
+    assert choose_backend(TwoConv(), "cuda", twoconv, ckpt)[0] in ("tensorrt", "torch")
 
 
 def test_graph_cache_key_follows_the_checkpoint(tmp_path, twoconv):

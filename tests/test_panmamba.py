@@ -3,6 +3,8 @@ gradients), and the model built on it."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -39,17 +41,56 @@ def _scan_inputs(length, b=2, d=6, n=4, seed=0, dtype=torch.float32):
                 D=r(d), z=r(b, d, length), delta_bias=r(d, scale=0.5))
 
 
-@pytest.mark.parametrize("length", [1, 7, 8, 9, 64, 100, 333])
-def test_parallel_scan_matches_the_sequential_reference_with_gradients(length):
-    x = _scan_inputs(length)
+def _check_against_reference(x, scan):
     ref = reference_selective_scan(**x)
     gy = torch.randn_like(ref)
     ref_grads = torch.autograd.grad(ref, list(x.values()), gy)
-    out = pm.selective_scan(**x, scan="parallel")
+    out = pm.selective_scan(**x, scan=scan)
     grads = torch.autograd.grad(out, list(x.values()), gy)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
     for key, g, rg in zip(x, grads, ref_grads):
-        torch.testing.assert_close(g, rg, rtol=1e-5, atol=1e-5, msg=lambda m, k=key: f"d/d{k}: {m}")
+        torch.testing.assert_close(g, rg, rtol=1e-5, atol=1e-5, msg=lambda m, k=key: f"{scan} d/d{k}: {m}")
+
+
+@pytest.mark.parametrize("scan", ["parallel", "chunked"])
+@pytest.mark.parametrize("length", [1, 7, 8, 9, 64, 100, 333])
+def test_scan_matches_the_sequential_reference_with_gradients(length, scan):
+    _check_against_reference(_scan_inputs(length), scan)
+
+
+@pytest.mark.parametrize(("length", "step_lanes", "group_steps"), [(100, 3, 5), (97, 4, 1), (64, 1, 7), (5, 8, 2)])
+def test_chunked_scan_with_many_chunks_steps_and_groups(monkeypatch, length, step_lanes, group_steps):
+    # tiny STEP/GROUP so small tensors take every path: several chunks, padded ends, partial last groups
+    lanes = 2 * 6 * 4  # b * d * n of _scan_inputs
+    monkeypatch.setattr(pm, "STEP", lanes * step_lanes)
+    monkeypatch.setattr(pm, "GROUP", lanes * step_lanes * group_steps)
+    chunks, steps, group = pm._chunk_plan(2, 6, 4, length)
+    assert chunks == min(length, step_lanes) and chunks * steps >= length and group == min(steps, group_steps)
+    _check_against_reference(_scan_inputs(length, seed=length), "chunked")
+
+
+def test_chunked_scan_keeps_float32_precision_on_a_long_sequence():
+    # 16,384 tokens as a 128 x 128 PAN: the chunk carries compose 64 decays; against a float64 loop
+    x = {k: v.detach() for k, v in _scan_inputs(16384, b=1, d=4, n=4, seed=5).items()}
+    ref = reference_selective_scan(**{k: v.double() for k, v in x.items()})
+    out = pm.selective_scan(**x, scan="chunked")
+    torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_traced_scan_is_the_recurrence_and_exports_with_any_length():
+    x = {k: v.detach() for k, v in _scan_inputs(37, seed=2).items()}
+    ref = reference_selective_scan(**x)
+    delta = F.softplus(x["delta"] + x["delta_bias"][:, None])
+    y = pm.ssm_traced(x["u"], delta, x["A"], x["B"], x["C"])
+    torch.testing.assert_close((y + x["D"][:, None] * x["u"]) * F.silu(x["z"]), ref, rtol=1e-5, atol=1e-5)
+
+    layer = pm.Mamba(8, scan="auto").eval()
+    tokens = torch.randn(1, 20, 8)
+    program = torch.export.export(layer, (tokens,), dynamic_shapes=({1: torch.export.Dim("L", min=2, max=4096)},),
+                                  strict=False)
+    other = torch.randn(1, 53, 8)  # another token count than the one traced
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(other), layer(other), rtol=1e-5, atol=1e-6)
 
 
 def test_the_sequential_option_is_the_reference_too():
@@ -74,9 +115,10 @@ def test_blocked_scan_equals_the_recurrence(length):
     assert torch.equal(pm.scan_parallel(a, b), pm.scan_parallel(a.clone(), b.clone()))  # inputs untouched
 
 
-def test_model_parallel_and_sequential_scans_agree():
+@pytest.mark.parametrize("scan", ["parallel", "chunked"])
+def test_model_scans_agree_with_the_sequential_one(scan):
     torch.manual_seed(0)
-    model = panfw.create_model("panmamba", scan="parallel")
+    model = panfw.create_model("panmamba", scan=scan)
     ms = torch.rand(1, 4, 3, 4)
     lms, pan = F.interpolate(ms, size=(12, 16)), torch.rand(1, 1, 12, 16)
     out = model(lms, pan, ms)
@@ -121,3 +163,40 @@ def test_mamba_ssm_kernel_agrees_with_the_parallel_scan():
     x = {k: v.detach().cuda() for k, v in _scan_inputs(300).items()}
     torch.testing.assert_close(pm.selective_scan(**x, scan="mamba_ssm"), pm.selective_scan(**x, scan="parallel"),
                                rtol=1e-4, atol=1e-4)
+
+
+def test_auto_takes_the_chunked_scan_on_a_cpu():
+    x = {k: v.detach() for k, v in _scan_inputs(90, seed=4).items()}
+    assert torch.equal(pm.selective_scan(**x, scan="auto"), pm.selective_scan(**x, scan="chunked"))
+    assert not torch.equal(pm.selective_scan(**x, scan="auto"), pm.selective_scan(**x, scan="parallel"))
+
+
+needs_onnx = pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxscript", "onnxruntime")),
+                                reason="needs onnx, onnxscript and onnxruntime")
+
+
+@needs_onnx
+def test_a_mamba_layer_exports_to_onnx_with_any_token_count(tmp_path):
+    import onnxruntime
+
+    torch.manual_seed(0)
+    layer = pm.Mamba(8, cross=True).eval()
+    tokens, extra = torch.randn(1, 20, 8), torch.randn(1, 20, 8)
+    length = torch.export.Dim("L", min=2, max=4096)
+    torch.onnx.export(layer, (tokens, extra), str(tmp_path / "mamba.onnx"), input_names=["tokens", "extra"],
+                      dynamic_shapes=({1: length}, {1: length}), dynamo=True, verbose=False)
+    session = onnxruntime.InferenceSession(str(tmp_path / "mamba.onnx"), providers=["CPUExecutionProvider"])
+    tokens, extra = torch.randn(1, 45, 8), torch.randn(1, 45, 8)
+    out = session.run(None, {"tokens": tokens.numpy(), "extra": extra.numpy()})[0]
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(out), layer(tokens, extra), rtol=1e-4, atol=1e-5)
+
+
+@needs_onnx
+@pytest.mark.slow
+def test_the_model_exports_to_onnx_and_an_exported_program(tmp_path):
+    from panfw.export import export_model
+
+    for fmt in ("onnx", "exported_program"):
+        result = export_model("panmamba", fmt, tmp_path / f"panmamba.{fmt}", min_size=16, opt_size=32, max_size=256)
+        assert result.ok and len(result.parity) == 2, result.report()  # 32 x 32 and 16 x 48, one graph

@@ -2,6 +2,8 @@
 
 Runtime (``choose_backend``), measured on this project's CPU (docs/benchmarks.md, "PanTiny"):
 
+- a model that registers ``prefers_eager`` (a reason: its exported graph is slower, e.g. Pan-Mamba's
+  token loop): eager torch on every device;
 - CUDA: TensorRT when torch-tensorrt is installed and the model exports, else eager torch;
 - CPU, a model with panfw's fast CPU path (the Restormer ``TransformerBlock`` of the PanTiny
   family, panfw/layers/cpu.py): eager torch, which then runs 3-4x faster than onnxruntime;
@@ -36,16 +38,19 @@ def has_fast_cpu_path(module: Any) -> bool:
     return isinstance(module, nn.Module) and any(isinstance(m, TransformerBlock) for m in module.modules())
 
 
-def _exportable(name: str | None) -> bool:
+def _meta(name: str | None) -> dict:
     if not name:
-        return True
+        return {}
     from panfw.plugins import registry
 
     try:
-        entry = registry("models").get(name)
+        return registry("models").get(name).meta
     except Exception:  # noqa: BLE001 - a module passed in directly, not a registered name
-        return True
-    return entry.meta.get("exportable", True) is True
+        return {}
+
+
+def _exportable(name: str | None) -> bool:
+    return _meta(name).get("exportable", True) is True
 
 
 def choose_backend(module: Any, device: str, name: str | None = None, source: Any = None) -> tuple[str, str]:
@@ -56,6 +61,9 @@ def choose_backend(module: Any, device: str, name: str | None = None, source: An
 
     if not isinstance(module, nn.Module):
         return "torch", "not a PyTorch module"
+    eager = _meta(name).get("prefers_eager")
+    if eager:  # the model's own word: its exported graph runs slower than eager PyTorch
+        return "torch", f"eager PyTorch ({eager})"
     if str(device).startswith("cuda"):
         if not runtime_reason("tensorrt", device) and _exportable(name):
             return "tensorrt", "TensorRT is installed and the model exports"
