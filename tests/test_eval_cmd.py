@@ -65,6 +65,16 @@ def test_eval_errors_are_user_errors(trained):
     assert res.exit_code == 2 and "key=value" in res.output
 
 
+def test_eval_refuses_an_unusable_report_folder_before_scoring(trained, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("keep me", encoding="utf-8")
+    res = CliRunner().invoke(cli, ["eval", "tiny_lms", "--data", "tiny_set:n=2", "--rr-metrics", "tiny_psnr",
+                                   "--fr-metrics", "tiny_qnr", "-o", str(blocker / "report")])
+    assert res.exit_code == 2 and "a_file" in res.output and "not a folder" in res.output, res.output
+    assert "tiny_set RR" not in res.output and "Traceback" not in res.output  # nothing was scored
+    assert blocker.read_text(encoding="utf-8") == "keep me"
+
+
 def test_parse_data_option():
     spec = parse_data_option("synthetic:sensor=gf2,n=8,bands=bgrn")
     assert spec.name == "synthetic" and spec.options == {"sensor": "gf2", "n": 8, "bands": "bgrn"}

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,7 @@ class EvaluateProcedure:
         if not specs:
             raise UserError("panfw eval: give the test data, e.g. --data wv3 or --data synthetic:sensor=gf2")
         self.test_sets = build_test_sets(specs, root, max_images=self.max_images)
+        self.out = self._out_dir()  # before any scoring: an unwritable -o fails in seconds, not after it
         if resolved is not None and resolved.bands:  # before any image: never a raw convolution error
             for ts in self.test_sets:
                 if ts.bands != resolved.bands:
@@ -142,20 +144,29 @@ class EvaluateProcedure:
                                best_metric=self.best_metric, final=final, baselines=baselines)
         return self.results
 
+    def _out_dir(self) -> Path:
+        """The report folder (-o, else <run>/eval/<time> or runs/eval/<model>/<time>), checked writable."""
+        if self.out_dir is None:
+            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+            p = self.path
+            out = ((p.parent if p.is_file() else p) if self.is_ckpt else Path("runs")) / "eval"
+            out = out / stamp if self.is_ckpt else out / self.spec / stamp
+        else:
+            out = Path(self.out_dir)
+        existing = out
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise UserError(f"-o {out}: {existing} is a file, not a folder; give a folder for the report")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise UserError(f"-o {out}: {existing} is not writable; give a folder you can write (-o DIR)")
+        return out
+
     def save(self) -> Path:
         """results.json, report.md and the figures; the tables are echoed."""
         from panfw.evaluation.report import metric_table, rows_of, write_results
 
-        if self.out_dir is None:
-            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-            p = self.path
-            if self.is_ckpt:
-                out = (p.parent if p.is_file() else p) / "eval" / stamp
-            else:
-                out = Path("runs") / "eval" / self.spec / stamp
-        else:
-            out = Path(self.out_dir)
-        report = write_results(out, self.results, self.shown)
+        report = write_results(self.out, self.results, self.shown)
         rows = rows_of(self.results)
         for res, head in (("rr", "reduced resolution"), ("fr", "full resolution")):
             table = metric_table(rows, res, self.results)
