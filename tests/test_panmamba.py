@@ -200,3 +200,18 @@ def test_the_model_exports_to_onnx_and_an_exported_program(tmp_path):
     for fmt in ("onnx", "exported_program"):
         result = export_model("panmamba", fmt, tmp_path / f"panmamba.{fmt}", min_size=16, opt_size=32, max_size=256)
         assert result.ok and len(result.parity) == 2, result.report()  # 32 x 32 and 16 x 48, one graph
+
+
+@pytest.mark.parametrize("scan", ["chunked", "parallel"])
+def test_half_precision_inputs_scan_in_float32(scan):
+    # a slow decay: the state sums ~2000 positive inputs, which a bfloat16 state (8 bits) gets 14-100% wrong
+    x = {k: v.detach() for k, v in _scan_inputs(2000, seed=6).items()}
+    x.update(A=torch.full_like(x["A"], -1e-3), u=x["u"].abs() + 0.5, B=x["B"].abs() + 0.5, C=x["C"].abs())
+    ref = pm.selective_scan(**x, scan=scan)
+    low = pm.selective_scan(**{k: v.bfloat16() for k, v in x.items()}, scan=scan)
+    assert low.dtype == torch.bfloat16
+    # only the inputs and the output are rounded to bfloat16: well under 1% of the largest value
+    assert (low.float() - ref).abs().max() < 0.01 * ref.abs().max()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = pm.Mamba(8)(torch.randn(1, 30, 8))
+    assert torch.isfinite(out).all()

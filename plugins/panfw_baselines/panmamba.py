@@ -370,6 +370,15 @@ def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
         scan = "parallel"  # CUDA without mamba_ssm: the log-depth scan's few big ops suit a GPU
     if scan == "auto":
         scan = "chunked"  # a CPU: the chunked scan keeps its tensors in cache
+    if u.dtype in (torch.float16, torch.bfloat16) or torch.is_autocast_enabled(u.device.type):
+        # the state runs in float32 (as mamba_ssm's kernel does): a half-precision state drifts over H*W steps
+        with torch.autocast(u.device.type, enabled=False):
+            out = _selective_scan(*(t.float() for t in (u, delta, A, B, C, D, z, delta_bias)), scan, exporting)
+        return out.to(u.dtype)
+    return _selective_scan(u, delta, A, B, C, D, z, delta_bias, scan, exporting)
+
+
+def _selective_scan(u, delta, A, B, C, D, z, delta_bias, scan, exporting):  # noqa: ANN001, ANN202 - as above
     delta = F.softplus(delta + delta_bias[:, None])
     if exporting and scan != "sequential":  # a graph loop over the tokens: any H, W, the same numbers
         return (ssm_traced(u, delta, A, B, C) + D[:, None] * u) * F.silu(z)
