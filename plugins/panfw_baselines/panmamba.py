@@ -631,7 +631,7 @@ class PanMamba(nn.Module):
 
 
 def panmamba(bands: int = 4, scan: str = "auto", upsample: str = "nearest") -> nn.Module:
-    """Pan-Mamba (public final version), pure-PyTorch parallel selective scan, 478.4K params."""
+    """Pan-Mamba (public final version), pure-PyTorch selective scan (chunked on a CPU), 478.4K params."""
     return PanMamba(bands, dim=32, depth=8, swaps=2, cross=5, scan=scan, upsample=upsample)
 
 
