@@ -2,6 +2,7 @@
 the pure-PyTorch chunked and parallel (blocked log-depth) selective scans against the sequential one.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_panmamba.py            # one thread, batch 1
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_panmamba.py --one-scan # one scan alone
 
 Each (size, scan) cell runs in its own process, so its peak resident memory is its own. A cell is the
 median of ``--repeats`` timed runs after one warm-up; at the largest size (runs of minutes)
@@ -67,6 +68,29 @@ def cell(size: int, scan: str, reps: int, warmup: bool, threads: int) -> dict:
     return out
 
 
+def one_scan(threads: int, batch: int = 8, length: int = 1024, d: int = 64, n: int = 16) -> None:
+    """One selective scan alone (the shape of a training step at PAN 32x32, batch 8), each scan."""
+    from panfw_baselines import panmamba as pm
+
+    torch.set_num_threads(threads)
+    g = torch.Generator().manual_seed(0)
+    u, delta = torch.randn(batch, d, length, generator=g), 0.5 * torch.rand(batch, d, length, generator=g)
+    A = -16 * torch.rand(d, n, generator=g)
+    B, C = torch.randn(batch, n, length, generator=g), torch.randn(batch, n, length, generator=g)
+    gy = torch.randn(batch, d, length, generator=g)
+    print(f"one selective scan, b {batch}, L {length}, d {d}, n {n} (median of 5 after a warm-up):")
+    for scan in SCANS:
+        def fwd(scan=scan) -> None:
+            pm.ssm(u, delta, A, B, C, scan)
+
+        def fwd_bwd(scan=scan) -> None:
+            leaves = [t.clone().requires_grad_() for t in (u, delta, A, B, C)]
+            pm._SSMFunction.apply(*leaves, scan).backward(gy)
+
+        reps = 1 if scan == "sequential" else 5
+        print(f"  {scan}: forward {timed(fwd, reps):.3f} s, forward+backward {timed(fwd_bwd, reps):.3f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
@@ -74,8 +98,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--big-repeats", type=int, default=1, help="timed runs at the largest size (no warm-up)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--one-scan", action="store_true", help="time one selective scan alone, each scan")
     ap.add_argument("--cell", nargs=2, metavar=("SIZE", "SCAN"), help=argparse.SUPPRESS)  # one child process
     args = ap.parse_args()
+    if args.one_scan:
+        one_scan(args.threads)
+        return
     if args.cell:
         size, scan = int(args.cell[0]), args.cell[1]
         big = size == max(args.sizes) and len(args.sizes) > 1
