@@ -63,7 +63,7 @@ def choose_backend(module: Any, device: str, name: str | None = None, source: An
         return "torch", "not a PyTorch module"
     eager = _meta(name).get("prefers_eager")
     if eager:  # the model's own word: its exported graph runs slower than eager PyTorch
-        return "torch", f"eager PyTorch ({eager})"
+        return "torch", f"eager PyTorch: {eager}"
     if str(device).startswith("cuda"):
         if not runtime_reason("tensorrt", device) and _exportable(name):
             return "tensorrt", "TensorRT is installed and the model exports"
