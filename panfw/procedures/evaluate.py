@@ -153,13 +153,14 @@ class EvaluateProcedure:
             out = out / stamp if self.is_ckpt else out / self.spec / stamp
         else:
             out = Path(self.out_dir)
+        what = f"-o {out}" if self.out_dir is not None else f"the report folder {out}"
         existing = out
         while not existing.exists() and existing != existing.parent:
             existing = existing.parent
         if not existing.is_dir():
-            raise UserError(f"-o {out}: {existing} is a file, not a folder; give a folder for the report")
+            raise UserError(f"{what}: {existing} is a file, not a folder; give a folder for the report (-o DIR)")
         if not os.access(existing, os.W_OK | os.X_OK):
-            raise UserError(f"-o {out}: {existing} is not writable; give a folder you can write (-o DIR)")
+            raise UserError(f"{what}: {existing} is not writable; give a folder you can write (-o DIR)")
         return out
 
     def save(self) -> Path:
