@@ -39,7 +39,7 @@ def entry_cost(entry: Entry, bands: int | None = None, size: int = FIGURE_SIZE) 
     ratio = _int_default(entry, "ratio") or 4
     model = entry.build(context={"bands": bands})
     out: dict[str, Any] = {"bands": bands, "ratio": ratio, "size": size, "params": count_params(model),
-                           "flops": None, "error": None}
+                           "params_total": count_params(model, trainable=False), "flops": None, "error": None}
     try:
         out["flops"] = measure_flops(model, bands=bands, size=size, ratio=ratio)
     except Exception as exc:  # noqa: BLE001 - a model that cannot run on random input still shows
@@ -84,7 +84,9 @@ def describe(kind: str, name: str, bands: int | None = None, size: int = FIGURE_
         lines.append(f"  {key}: {value}")
     if "cost" in rec:
         c = rec["cost"]
-        lines.append(f"  parameters: {c['params']:,} (at {c['bands']} bands)")
+        frozen = c["params_total"] - c["params"]
+        total = f", {frozen:,} frozen: {c['params_total']:,} in all" if frozen else ""
+        lines.append(f"  parameters: {c['params']:,} trainable{total} (at {c['bands']} bands)")
         if c["flops"] is not None:
             proxy = 2 * c["params"] * FIGURE_SIZE ** 2 / 1e9
             lines.append(f"  FLOPs: {c['flops'] / 1e9:.3f} G measured at PAN {size}x{size}, {c['bands']} bands "

@@ -111,8 +111,8 @@ def test_show_json_gives_the_model_cost(runner):
     assert rec["plugin"] == "cli_test_plugin" and rec["options"] == [{"name": "bands", "required": False,
                                                                       "default": 4}]
     # a 3x3 conv, 4 -> 4 bands: 4*4*9 weights + 4 biases; 2 FLOPs per multiply-add on a 128 x 128 PAN
-    assert rec["cost"] == {"bands": 4, "ratio": 4, "size": 128, "params": 148, "flops": 2 * 4 * 4 * 9 * 128 * 128,
-                           "error": None}
+    assert rec["cost"] == {"bands": 4, "ratio": 4, "size": 128, "params": 148, "params_total": 148,
+                           "flops": 2 * 4 * 4 * 9 * 128 * 128, "error": None}
     rec = json.loads(invoke(runner, "show", "model", "cli_conv", "--json", "--bands", "8", "--size", "32").output)
     assert rec["cost"]["params"] == 8 * 8 * 9 + 8 and rec["cost"]["flops"] == 2 * 8 * 8 * 9 * 32 * 32
     rec = json.loads(invoke(runner, "show", "loss", "cli_l1", "--json").output)
@@ -131,8 +131,30 @@ def test_list_and_show(runner):
     assert result.exit_code == 0 and "cli_conv" in result.output and "a 3x3 conv" in result.output
     result = invoke(runner, "show", "model", "cli_conv", "--size", "16")
     assert result.exit_code == 0
-    assert "parameters: 148 (at 4 bands)" in result.output  # 4*4*9 + 4
+    assert "parameters: 148 trainable (at 4 bands)" in result.output  # 4*4*9 + 4
     assert "FLOPs:" in result.output
+
+
+class _FrozenBiasPlugin:
+    @staticmethod
+    @panfw.hookimpl
+    def register_models(register):
+        def cli_frozen_bias(bands: int = 4):
+            """A 3x3 conv whose bias is frozen (as a reference code's built-but-unused parameters)."""
+            model = _Conv(bands)
+            model.conv.bias.requires_grad_(False)
+            return model
+
+        register("cli_frozen_bias", cli_frozen_bias)
+
+
+def test_show_counts_frozen_parameters_apart(runner, plugin_registered):
+    plugin_registered(_FrozenBiasPlugin, "cli-frozen-bias")
+    result = invoke(runner, "show", "model", "cli_frozen_bias", "--size", "16")
+    assert result.exit_code == 0, result.output
+    assert "parameters: 144 trainable, 4 frozen: 148 in all (at 4 bands)" in result.output
+    rec = json.loads(invoke(runner, "show", "model", "cli_frozen_bias", "--json", "--size", "16").output)
+    assert (rec["cost"]["params"], rec["cost"]["params_total"]) == (144, 148)
 
 
 def test_user_errors_exit_2_without_traceback(runner, tmp_path):

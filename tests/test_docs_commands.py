@@ -360,7 +360,7 @@ def test_the_zoo_lists_every_registered_entry_and_a_new_plugin_without_edits(mon
     # with the measurements on (as CI builds), the model's section has its count and measured FLOPs
     module = _hook(monkeypatch)
     section = "\n".join(module._entry_section(record(panfw.registry("models").get("docs_probe_model")), {}))
-    assert "- parameters: 20 at 4 bands" in section and "G measured at a 128×128 PAN" in section
+    assert "- parameters: 20 trainable at 4 bands" in section and "G measured at a 128×128 PAN" in section
 
 
 def test_the_recipes_page_lists_every_bundled_recipe(monkeypatch):

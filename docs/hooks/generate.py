@@ -126,9 +126,12 @@ def _entry_section(rec: dict[str, Any], plugins: dict[str, dict[str, Any]]) -> l
     cost = rec.get("cost")
     if cost:
         ref = meta.pop("reference_params", None)
-        params = f"- parameters: {cost['params']:,} at {cost['bands']} bands"
+        params = f"- parameters: {cost['params']:,} trainable at {cost['bands']} bands"
+        total = cost.get("params_total", cost["params"])
+        if total != cost["params"]:
+            params += f", {total:,} in all ({total - cost['params']:,} frozen)"
         if isinstance(ref, int):
-            params += (" (the reference count)" if ref == cost["params"] else f" (reference count {ref:,})")
+            params += (" (the reference count)" if ref in (cost["params"], total) else f" (reference count {ref:,})")
         lines.append(params)
         if cost["flops"] is not None:
             proxy = f"; paper proxy 2 × params × 128² = {_giga(2 * cost['params'] * 128 ** 2)}"

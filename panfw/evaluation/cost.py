@@ -10,12 +10,13 @@ import torch
 FIGURE_SIZE = 128  # the PAN size at which the field quotes FLOPs (the paper tables use 128 x 128)
 
 
-def count_params(model: Any) -> int:
-    """Trainable parameters; 0 for a parameter-free method or a callable that is not a module."""
+def count_params(model: Any, trainable: bool = True) -> int:
+    """Trainable parameters (all of them with ``trainable=False``, frozen ones included, as the
+    reference codes count); 0 for a parameter-free method or a callable that is not a module."""
     parameters = getattr(model, "parameters", None)
     if not callable(parameters):
         return 0
-    return sum(p.numel() for p in parameters() if p.requires_grad)
+    return sum(p.numel() for p in parameters() if p.requires_grad or not trainable)
 
 
 def _device(model: Any) -> torch.device:
