@@ -179,7 +179,7 @@ def test_a_third_party_fusion_block_plugs_in(plugin_registered):
 
 def test_show_model_prints_parameters_and_measured_flops():
     text = describe("model", "pantiny_big", size=64)
-    assert "parameters: 81,744 (at 4 bands)" in text
+    assert "parameters: 81,744 trainable (at 4 bands)" in text
     assert "FLOPs: 0.703 G measured at PAN 64x64" in text
     assert "paper proxy 2 x params x 128^2 = 2.679 G" in text
 
