@@ -49,10 +49,10 @@ def timed(fn, repeats: int, warmup: bool = True) -> float:
 SCANS = ("chunked", "parallel", "sequential")
 
 
-def cell(size: int, scan: str, reps: int, warmup: bool, threads: int) -> dict:
+def cell(size: int, scan: str, reps: int, warmup: bool, threads: int, checkpoint: bool = False) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = panfw.create_model("panmamba", bands=4, scan=scan)
+    model = panfw.create_model("panmamba", bands=4, scan=scan, checkpoint=checkpoint)
     x = inputs(size)
 
     def fwd() -> None:
@@ -99,6 +99,7 @@ def main() -> None:
     ap.add_argument("--big-repeats", type=int, default=1, help="timed runs at the largest size (no warm-up)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--one-scan", action="store_true", help="time one selective scan alone, each scan")
+    ap.add_argument("--checkpoint", action="store_true", help="the model with checkpoint=True (activations recomputed)")
     ap.add_argument("--cell", nargs=2, metavar=("SIZE", "SCAN"), help=argparse.SUPPRESS)  # one child process
     args = ap.parse_args()
     if args.one_scan:
@@ -107,18 +108,19 @@ def main() -> None:
     if args.cell:
         size, scan = int(args.cell[0]), args.cell[1]
         big = size == max(args.sizes) and len(args.sizes) > 1
-        print(json.dumps(cell(size, scan, args.big_repeats if big else args.repeats, not big, args.threads)))
+        print(json.dumps(cell(size, scan, args.big_repeats if big else args.repeats, not big, args.threads,
+                              args.checkpoint)))
         return
     model = panfw.create_model("panmamba", bands=4)
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {args.threads} thread(s), "
-          f"batch 1, {sum(p.numel() for p in model.parameters()):,} params")
+          f"batch 1, {sum(p.numel() for p in model.parameters()):,} params, checkpoint={args.checkpoint}")
     rows = []
     for size in args.sizes:
         cells = {}
         for scan in args.scans:
             cmd = [sys.executable, __file__, "--cell", str(size), scan, "--sizes", *map(str, args.sizes),
                    "--repeats", str(args.repeats), "--big-repeats", str(args.big_repeats),
-                   "--threads", str(args.threads)]
+                   "--threads", str(args.threads), *(["--checkpoint"] if args.checkpoint else [])]
             cells[scan] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
             c = cells[scan]
             print(f"  PAN {size}: {scan} forward {c['forward']:.2f} s, forward+backward {c['forward_backward']:.2f} s "

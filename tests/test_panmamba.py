@@ -215,3 +215,22 @@ def test_half_precision_inputs_scan_in_float32(scan):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = pm.Mamba(8)(torch.randn(1, 30, 8))
     assert torch.isfinite(out).all()
+
+
+def test_checkpointed_blocks_give_the_same_output_and_gradients():
+    torch.manual_seed(0)
+    plain = panfw.create_model("panmamba")
+    checked = panfw.create_model("panmamba", checkpoint=True)
+    checked.load_state_dict(plain.state_dict())
+    ms = torch.rand(2, 4, 3, 4)
+    lms, pan = F.interpolate(ms, size=(12, 16)), torch.rand(2, 1, 12, 16)
+    outs, grads = [], []
+    for model in (plain, checked):
+        out = model(lms, pan, ms)
+        out.square().mean().backward()
+        outs.append(out.detach())
+        grads.append({k: p.grad for k, p in model.named_parameters() if p.grad is not None})
+    torch.testing.assert_close(outs[1], outs[0], rtol=0, atol=0)
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 100
+    for k in grads[0]:
+        torch.testing.assert_close(grads[1][k], grads[0][k], rtol=1e-5, atol=1e-7, msg=lambda m, k=k: f"{k}: {m}")

@@ -577,8 +577,9 @@ class PanMamba(nn.Module):
     """Encoders -> 8+8 Mamba blocks -> 2 token swaps -> shallow fusion -> 5 cross Mambas -> refine, + MS."""
 
     def __init__(self, bands: int = 4, dim: int = 32, depth: int = 8, swaps: int = 2, cross: int = 5,
-                 scan: str = "auto", upsample: str = "nearest") -> None:
+                 scan: str = "auto", upsample: str = "nearest", checkpoint: bool = False) -> None:
         super().__init__()
+        self.checkpoint = bool(checkpoint)
         if scan not in SCANS:
             raise UserError(f"panmamba: scan={scan!r} is not accepted; use one of {', '.join(SCANS)}")
         self.upsample = check_upsample(upsample, "panmamba")
@@ -613,25 +614,34 @@ class PanMamba(nn.Module):
         ms_t, pan_t = self.ms_to_token(ms_f), self.pan_to_token(pan_f)
         ms_r: torch.Tensor | float = 0.0
         pan_r: torch.Tensor | float = 0.0
+        run = self._run
         for block in self.ms_feature_extraction:
-            ms_t, ms_r = block(ms_t, ms_r)
+            ms_t, ms_r = run(block, ms_t, ms_r)
         for block in self.pan_feature_extraction:
-            pan_t, pan_r = block(pan_t, pan_r)
+            pan_t, pan_r = run(block, pan_t, pan_r)
         for i in range(self.swaps):
-            ms_t, pan_t, ms_r, pan_r = getattr(self, f"swap_mamba{i + 1}")(ms_t, pan_t, ms_r, pan_r)
+            ms_t, pan_t, ms_r, pan_r = run(getattr(self, f"swap_mamba{i + 1}"), ms_t, pan_t, ms_r, pan_r)
         ms_f, pan_f = unembed(ms_t, hw), unembed(pan_t, hw)
         ms_f = self.shallow_fusion1(torch.cat([ms_f, pan_f], 1)) + ms_f
         pan_f = self.shallow_fusion2(torch.cat([pan_f, ms_f], 1)) + pan_f  # with the fused MS, as the reference
         ms_t, pan_t = self.ms_to_token(ms_f), self.pan_to_token(pan_f)
         ms_r = 0.0
         for i in range(self.cross):
-            ms_t, ms_r = getattr(self, f"deep_fusion{i + 1}")(ms_t, ms_r, pan_t, hw)
+            ms_t, ms_r = run(getattr(self, f"deep_fusion{i + 1}"), ms_t, ms_r, pan_t, hw)
         return self.output(unembed(ms_t, hw)) + ms_bic
 
+    def _run(self, block: nn.Module, *args: object) -> tuple:
+        """A Mamba block, with ``checkpoint`` recomputed in the backward instead of keeping its activations."""
+        if self.checkpoint and torch.is_grad_enabled() and not _tracing(args[0]):
+            from torch.utils.checkpoint import checkpoint
 
-def panmamba(bands: int = 4, scan: str = "auto", upsample: str = "nearest") -> nn.Module:
+            return checkpoint(block, *args, use_reentrant=False)
+        return block(*args)
+
+
+def panmamba(bands: int = 4, scan: str = "auto", upsample: str = "nearest", checkpoint: bool = False) -> nn.Module:
     """Pan-Mamba (public final version), pure-PyTorch selective scan (chunked on a CPU), 478.4K params."""
-    return PanMamba(bands, dim=32, depth=8, swaps=2, cross=5, scan=scan, upsample=upsample)
+    return PanMamba(bands, dim=32, depth=8, swaps=2, cross=5, scan=scan, upsample=upsample, checkpoint=checkpoint)
 
 
 MODELS = {"panmamba": (panmamba, {"fixed_bands": None, "exportable": True, "prefers_eager": _EAGER,
