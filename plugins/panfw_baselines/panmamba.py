@@ -21,8 +21,9 @@ What panfw changed and why:
     with all chunks and all (batch, channel, state) lanes in one op, the chunk carries combined by the
     log-depth scan below, then each chunk rescanned from its true start state while y = C·h is formed
     group by group. No (B, d, n, L) tensor is ever stored, so it runs in cache: 4x the parallel scan's
-    speed on this CPU and a fraction of its memory. Its backward is the adjoint recurrence scanned the
-    same way, backwards, with the states recomputed from the saved chunk starts.
+    speed on this CPU, and its own memory is a fraction of the parallel scan's. Its backward is the
+    adjoint recurrence scanned the same way, backwards, with the states recomputed from the saved chunk
+    starts.
   - ``scan="parallel"`` (CUDA without ``mamba_ssm``): a blocked log-depth scan, blocks of 8 steps scanned
     by recursive doubling, the block ends scanned the same way one level up (up to 9 levels), carries
     pushed back down: a few big ops per layer, the shape a GPU wants.
@@ -44,7 +45,8 @@ What panfw changed and why:
   conv and each token embedding's bias-free norm: 6,400 values) are kept, frozen, so the count and the
   state_dict keys are the public code's; they get no gradient, as in the reference.
 - Any band count (the reference fixes 4); the upsampler is an option (``upsample="lms"`` uses the
-  data's upsampled MS instead of nearest).
+  data's upsampled MS instead of nearest). ``checkpoint=True`` recomputes each Mamba block in the
+  backward instead of keeping its activations (the training memory, which they dominate, about halves).
 
 PanTiny's Table 1 lists 488.8K parameters (10,400 more, one 3x3 conv 36 -> 32 with bias); its modified
 copy is not public and the facts do not place that layer, so no "PanTiny variant" is registered.
