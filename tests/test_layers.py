@@ -71,3 +71,21 @@ def test_keep_fp32_flags():
     assert keeps_fp32(attn, "fp16") and not keeps_fp32(attn, "bf16")
     assert not keeps_fp32(block, "fp16")  # its norms and attention are wrapped, not the whole block
     assert keeps_fp32(nn.GroupNorm(2, 4), "bf16") and not keeps_fp32(nn.Conv2d(4, 4, 1), "fp16")
+
+
+def test_half_instance_norm_normalises_the_first_half_only():
+    from panfw.layers import HalfInstanceNorm
+
+    torch.manual_seed(0)
+    norm = HalfInstanceNorm(6)
+    with torch.no_grad():
+        norm.weight.copy_(torch.tensor([1.0, 2.0, 3.0]))
+        norm.bias.copy_(torch.tensor([0.5, 0.0, -1.0]))
+    x = 3 * torch.randn(2, 6, 5, 7) + 1
+    out = norm(x)
+    torch.testing.assert_close(out[:, 3:], x[:, 3:], rtol=0, atol=0)
+    first = x[:, :3]
+    mean, var = first.mean((2, 3), keepdim=True), first.var((2, 3), unbiased=False, keepdim=True)
+    expected = (first - mean) / torch.sqrt(var + 1e-5) * norm.weight.view(1, 3, 1, 1) + norm.bias.view(1, 3, 1, 1)
+    torch.testing.assert_close(out[:, :3], expected, rtol=1e-5, atol=1e-5)
+    assert set(norm.state_dict()) == {"weight", "bias"}  # the keys of InstanceNorm2d(3, affine=True)

@@ -6,8 +6,8 @@ from panfw.layers.attention import ChannelAttention, channel_attention
 from panfw.layers.blocks import ResBlock, SqueezeExcite, TransformerBlock
 from panfw.layers.conv import conv1x1, conv3x3, resize_to
 from panfw.layers.mlp import GatedFeedForward
-from panfw.layers.norm import LayerNorm2d
+from panfw.layers.norm import HalfInstanceNorm, LayerNorm2d
 from panfw.layers.precision import keeps_fp32
 
-__all__ = ["ChannelAttention", "GatedFeedForward", "LayerNorm2d", "ResBlock", "SqueezeExcite",
+__all__ = ["ChannelAttention", "GatedFeedForward", "HalfInstanceNorm", "LayerNorm2d", "ResBlock", "SqueezeExcite",
            "TransformerBlock", "channel_attention", "conv1x1", "conv3x3", "keeps_fp32", "resize_to"]

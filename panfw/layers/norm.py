@@ -22,3 +22,16 @@ class LayerNorm2d(nn.LayerNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
         return x.permute(0, 3, 1, 2)
+
+
+class HalfInstanceNorm(nn.InstanceNorm2d):
+    """Affine InstanceNorm on the first half of the channels, the rest passed through (HINet's
+    half-instance norm, in Pan-Mamba's and PanFlowNet's blocks); the state_dict keys of a plain
+    ``InstanceNorm2d(channels // 2, affine=True)`` (``weight``, ``bias``)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels // 2, affine=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        normed, rest = x.split([self.num_features, x.shape[1] - self.num_features], dim=1)
+        return torch.cat([super().forward(normed), rest], 1)

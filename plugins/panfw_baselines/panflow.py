@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from panfw.errors import DataError, UserError
+from panfw.layers import HalfInstanceNorm
 from panfw_baselines._common import check_upsample, upsample
 
 PAPER = "Yang, Cao, Xiao, Zhou, Liu, Chen, Meng, PanFlowNet: A Flow-Based Deep Network for Pan-Sharpening, ICCV 2023"
@@ -47,12 +48,10 @@ class HinResBlock(nn.Module):
         self.conv1 = nn.Conv2d(cin, features, 3, padding=1)
         self.conv2 = nn.Conv2d(features, features, 3, padding=1)
         self.conv3 = nn.Conv2d(features + cin, cout, 3, padding=1)
-        self.norm = nn.InstanceNorm2d(features // 2, affine=True)
+        self.norm = HalfInstanceNorm(features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        r = F.leaky_relu(self.conv1(x), 0.2)
-        r1, r2 = r.chunk(2, dim=1)
-        r = F.leaky_relu(self.conv2(torch.cat([self.norm(r1), r2], 1)), 0.2)
+        r = F.leaky_relu(self.conv2(self.norm(F.leaky_relu(self.conv1(x), 0.2))), 0.2)
         return self.conv3(torch.cat([x, r], 1))
 
 

@@ -62,6 +62,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from panfw.errors import UserError
+from panfw.layers import HalfInstanceNorm
 from panfw_baselines._common import check_upsample, upsample
 
 PAPER = ("He, Cao, Zhang, Yan, Wang, Li, Xie, Hong, Zhou, Pan-Mamba: Effective pan-sharpening with state "
@@ -271,10 +272,10 @@ CHANNEL_GROUP = 2 ** 18  # elements of one (b, d, n, L) state slice: channel gro
 
 
 def _groups(u: torch.Tensor, n: int, scan: str) -> list[slice]:
-    """Channel groups whose state tensors hold about CHANNEL_GROUP elements (one group while tracing, and for the
-    sequential scan, whose cost is its Python loop over the tokens)."""
+    """Channel groups whose state tensors hold about CHANNEL_GROUP elements (one group for the sequential
+    scan, whose cost is its Python loop over the tokens)."""
     b, d, length = u.shape
-    if scan == "sequential" or _tracing(u):
+    if scan == "sequential":
         return [slice(0, d)]
     dc = max(1, min(d, CHANNEL_GROUP // max(1, b * n * length)))
     return [slice(s, min(s + dc, d)) for s in range(0, d, dc)]
@@ -487,13 +488,12 @@ class HinResBlock(nn.Module):
         self.identity = _frozen_unused(nn.Conv2d(dim, dim, 1))
         self.conv_1 = nn.Conv2d(dim, dim, 3, padding=1)
         self.conv_2 = nn.Conv2d(dim, dim, 3, padding=1)
-        self.norm = nn.InstanceNorm2d(dim // 2, affine=True)
+        self.norm = HalfInstanceNorm(dim)
         self.slope = slope
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        r1, r2 = F.leaky_relu(self.conv_1(x), self.slope).chunk(2, dim=1)
-        r = F.leaky_relu(self.conv_2(torch.cat([self.norm(r1), r2], 1)), self.slope)
-        return x + r
+        r = F.leaky_relu(self.conv_1(x), self.slope)
+        return x + F.leaky_relu(self.conv_2(self.norm(r)), self.slope)
 
 
 class SingleMambaBlock(nn.Module):
